@@ -1,0 +1,34 @@
+# diffloc: uncertainty-aware SMLM study. `snakemake --cores all` runs the whole study on the
+# default config; `--configfile config/paper.yaml` gives the paper's scale.
+from pathlib import Path
+
+import yaml
+from snakemake.utils import min_version
+
+from diffloc.config import ConfigError, validate_config
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+try:
+    validate_config(config, yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text()))
+except ConfigError as error:
+    raise WorkflowError(f"invalid configuration: {error}") from None
+
+RUN = f"results/{config['run']}"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        simulated_shards(),

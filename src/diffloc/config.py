@@ -1,0 +1,194 @@
+"""Study configuration: schema validation with one clear message, cross-field checks, splits."""
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SHARD_DIGITS = 4
+DENSE_SPLITS_REQUIRED = ("phi_train", "psi_train", "val", "test")
+ISOLATED_PREFIX = "isolated_"
+DIST_PARAMS = {
+    "n_emitters": {"fixed": ("value",), "poisson": ("mean",), "uniform": ("low", "high")},
+    "photons": {"fixed": ("value",), "uniform": ("low", "high"), "lognormal": ("median", "sigma")},
+}
+
+
+class ConfigError(ValueError):
+    """An invalid study configuration; the message names the offending key."""
+
+
+def _key(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    """One line naming the key, what is wrong and what is allowed."""
+    key, value = _key(error.absolute_path), error.instance
+    kind = error.validator
+    if kind == "enum":
+        return f"config key '{key}' is {value!r}; allowed values: {error.validator_value}"
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        where = "" if key == "<top level>" else f" in '{key}'"
+        return f"missing config key(s) {missing}{where}"
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(value) - set(allowed))
+        where = "at the top level" if key == "<top level>" else f"in '{key}'"
+        return f"unknown config key(s) {unknown} {where}; allowed keys: {allowed}"
+    if kind == "type":
+        return f"config key '{key}' must be of type {error.validator_value}, got {value!r}"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        bound = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+        return f"config key '{key}' must be {bound[kind]} {error.validator_value}, got {value!r}"
+    if kind == "pattern":
+        return f"config key '{key}' = {value!r} must match {error.validator_value!r}"
+    if kind == "propertyNames":
+        return f"config key '{key}': {error.message}"
+    return f"config key '{key}': {error.message}"
+
+
+def validate_config(config: dict, schema: dict) -> None:
+    """Raise ConfigError (first problem, key named) unless `config` fits `schema` and is coherent."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(e.path)))
+    if errors:
+        raise ConfigError(_schema_message(errors[0]))
+    check_consistency(config)
+
+
+def check_consistency(config: dict) -> None:
+    """Cross-field checks the schema cannot express; raise ConfigError naming the keys."""
+    geo, scene = config["geometry"], config["scene"]
+    half = geo["lr_size"] / 2.0
+    reach = scene["disc_radius"] + 3.0 * config["psf"]["sigma_x"]
+    if reach > half:
+        raise ConfigError(
+            f"scene.disc_radius + 3 * psf.sigma_x = {reach:g} LR px exceeds half the image "
+            f"(geometry.lr_size / 2 = {half:g}); emitters' PSFs would fall off the camera"
+        )
+    for name, table in DIST_PARAMS.items():
+        spec = scene[name]
+        needed = table[spec["dist"]]
+        extra = sorted(set(spec) - {"dist", *needed})
+        missing = [k for k in needed if k not in spec]
+        if missing or extra:
+            raise ConfigError(
+                f"config key 'scene.{name}': dist '{spec['dist']}' takes exactly the keys "
+                f"{list(needed)} (missing {missing}, unexpected {extra})"
+            )
+        if "low" in needed and spec["low"] > spec["high"]:
+            raise ConfigError(f"config key 'scene.{name}': low must be <= high, got {spec}")
+    for name, split in config["simulation"]["splits"].items():
+        if name.startswith(ISOLATED_PREFIX):
+            raise ConfigError(
+                f"config key 'simulation.splits.{name}': the prefix '{ISOLATED_PREFIX}' is "
+                "reserved for simulation.isolated"
+            )
+        if split["shard_size"] > split["n_images"]:
+            raise ConfigError(
+                f"config key 'simulation.splits.{name}.shard_size' ({split['shard_size']}) "
+                f"exceeds n_images ({split['n_images']})"
+            )
+    iso = config["simulation"]["isolated"]
+    if iso["shard_size"] > iso["n_images"]:
+        raise ConfigError(
+            f"config key 'simulation.isolated.shard_size' ({iso['shard_size']}) exceeds "
+            f"n_images ({iso['n_images']})"
+        )
+
+
+def load_config(path: str | Path, schema_path: str | Path) -> dict:
+    """Read a YAML config and validate it against the YAML schema at `schema_path`."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(config).__name__}")
+    validate_config(config, yaml.safe_load(Path(schema_path).read_text()))
+    return config
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """A named dataset: image count, shard size and its scene distributions."""
+
+    name: str
+    n_images: int
+    shard_size: int
+    n_emitters: dict
+    photons: dict
+
+    @property
+    def n_shards(self) -> int:
+        """Number of shards; the last one may hold fewer than shard_size images."""
+        return math.ceil(self.n_images / self.shard_size)
+
+    def shard_ids(self) -> list[str]:
+        """Zero-padded shard identifiers, the `{shard}` wildcard of the workflow."""
+        return [f"{i:0{SHARD_DIGITS}d}" for i in range(self.n_shards)]
+
+    def shard_len(self, shard: int) -> int:
+        """Number of images in shard `shard`."""
+        if not 0 <= shard < self.n_shards:
+            raise ConfigError(f"split '{self.name}' has shards 0..{self.n_shards - 1}, not {shard}")
+        return min(self.shard_size, self.n_images - shard * self.shard_size)
+
+
+def isolated_split_name(photons: int) -> str:
+    """Split name of the isolated-emitter set at `photons` photons."""
+    return f"{ISOLATED_PREFIX}{photons}"
+
+
+def splits(config: dict) -> dict[str, SplitSpec]:
+    """Every simulated split: the dense ones, then one isolated-emitter split per photon count."""
+    scene, sim = config["scene"], config["simulation"]
+    out = {
+        name: SplitSpec(name, s["n_images"], s["shard_size"], scene["n_emitters"], scene["photons"])
+        for name, s in sim["splits"].items()
+    }
+    iso = sim["isolated"]
+    for photons in iso["photons"]:
+        name = isolated_split_name(photons)
+        out[name] = SplitSpec(
+            name,
+            iso["n_images"],
+            iso["shard_size"],
+            {"dist": "fixed", "value": 1},
+            {"dist": "fixed", "value": photons},
+        )
+    return out
+
+
+def shard_config(config: dict, split: str, shard: int) -> dict:
+    """Everything one shard's content depends on, and nothing else (its hash keys the shard)."""
+    all_splits = splits(config)
+    if split not in all_splits:
+        raise ConfigError(f"unknown split {split!r}; configured splits: {sorted(all_splits)}")
+    spec = all_splits[split]
+    scene = {
+        "disc_radius": config["scene"]["disc_radius"],
+        "n_emitters": spec.n_emitters,
+        "photons": spec.photons,
+    }
+    return {
+        **{k: config[k] for k in ("seed", "geometry", "psf", "camera", "kde")},
+        "scene": scene,
+        "split": split,
+        "shard": shard,
+        "n_images": spec.shard_len(shard),
+    }
+
+
+def config_hash(obj: Any) -> str:
+    """Stable 16-hex-digit SHA-256 of a JSON-serialisable object (key order ignored)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

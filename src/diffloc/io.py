@@ -1,0 +1,188 @@
+"""Artifact I/O: atomic, byte-reproducible NPZ and Parquet writers and validating readers.
+
+NPZ files hold float32 arrays plus a `metadata` entry (a JSON string). Parquet tables carry the
+same metadata under the schema key `diffloc`. Every reader error is a `ShardError` whose message
+starts with the offending file's path.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from diffloc.physics.camera import Camera
+from diffloc.shard import EMITTER_COLUMNS, Shard
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: identical content -> identical bytes
+_PARQUET_KEY = b"diffloc"
+SHARD_ARRAYS = ("x", "y", "gain", "offset", "readout_var")
+
+
+class ShardError(RuntimeError):
+    """A missing, corrupt, truncated or mismatched data file; the message names the file."""
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray], metadata: dict) -> None:
+    """Write arrays and JSON metadata to an uncompressed .npz, atomically and byte-reproducibly."""
+    if "metadata" in arrays:
+        raise ValueError("'metadata' is reserved for the JSON metadata entry")
+    entries = {**arrays, "metadata": np.array(json.dumps(metadata, sort_keys=True))}
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in entries.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            with archive.open(info, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.asarray(array, order="C"), allow_pickle=False)
+
+
+def load_npz(path: str | Path, keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict]:
+    """Read `keys` and the metadata of an .npz written by `save_npz`; ShardError if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ShardError(f"{path}: file is missing")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in (*keys, "metadata") if k not in archive.files]
+            if missing:
+                raise ShardError(f"{path}: missing entries {missing} (has {archive.files})")
+            arrays = {k: archive[k] for k in keys}
+            metadata = json.loads(archive["metadata"].item())
+    except ShardError:
+        raise
+    except Exception as exc:  # zip, zlib, numpy-format and JSON errors all mean a corrupt file
+        raise ShardError(
+            f"{path}: corrupt or truncated file ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(metadata, dict):
+        raise ShardError(f"{path}: metadata is not a JSON object")
+    return arrays, metadata
+
+
+def check_array(
+    path: Path,
+    name: str,
+    array: np.ndarray,
+    shape: tuple[int | None, ...],
+    dtype: type = np.float32,
+) -> None:
+    """ShardError unless `array` has `dtype`, the `shape` (None = any) and only finite values."""
+    if array.dtype != np.dtype(dtype):
+        raise ShardError(f"{path}: '{name}' has dtype {array.dtype}, expected {np.dtype(dtype)}")
+    if array.ndim != len(shape) or any(
+        s is not None and s != a for s, a in zip(shape, array.shape, strict=True)
+    ):
+        want = "[" + ", ".join("N" if s is None else str(s) for s in shape) + "]"
+        raise ShardError(f"{path}: '{name}' has shape {list(array.shape)}, expected {want}")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        raise ShardError(f"{path}: '{name}' contains NaN or infinite values")
+
+
+def write_shard(shard: Shard, npz_path: str | Path, parquet_path: str | Path) -> None:
+    """Write a shard's images (NPZ) and emitter table (Parquet), each atomically."""
+    arrays = {
+        "x": shard.x,
+        "y": shard.y,
+        "gain": shard.camera.gain,
+        "offset": shard.camera.offset,
+        "readout_var": shard.camera.readout_var,
+    }
+    for name, array in arrays.items():
+        if array.dtype != np.float32:
+            raise ValueError(f"shard array {name!r} must be float32, got {array.dtype}")
+    save_npz(npz_path, arrays, shard.metadata)
+    table = pa.Table.from_pandas(shard.emitters.astype(EMITTER_COLUMNS), preserve_index=False)
+    meta = {
+        **(table.schema.metadata or {}),
+        _PARQUET_KEY: json.dumps(shard.metadata, sort_keys=True),
+    }
+    with atomic_path(parquet_path) as tmp:
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
+
+
+def read_emitters(path: str | Path, n_images: int) -> tuple[pd.DataFrame, dict]:
+    """Read and validate an emitter table of a shard with `n_images` images."""
+    path = Path(path)
+    if not path.is_file():
+        raise ShardError(f"{path}: file is missing")
+    try:
+        table = pq.read_table(path)
+        metadata = json.loads(table.schema.metadata[_PARQUET_KEY])
+    except Exception as exc:
+        raise ShardError(f"{path}: corrupt, truncated or not a diffloc table ({exc})") from exc
+    frame = table.to_pandas()
+    if list(frame.columns) != list(EMITTER_COLUMNS):
+        raise ShardError(f"{path}: columns {list(frame.columns)}, expected {list(EMITTER_COLUMNS)}")
+    for column, dtype in EMITTER_COLUMNS.items():
+        if frame[column].dtype != np.dtype(dtype):
+            raise ShardError(
+                f"{path}: column '{column}' has dtype {frame[column].dtype}, expected {dtype}"
+            )
+    values = frame[["u_px", "v_px", "u_nm", "v_nm", "photons"]].to_numpy()
+    if not np.all(np.isfinite(values)):
+        raise ShardError(f"{path}: emitter table contains NaN or infinite values")
+    image = frame["image"].to_numpy()
+    if len(frame) and (image.min() < 0 or image.max() >= n_images):
+        raise ShardError(f"{path}: image indices outside [0, {n_images})")
+    expected_emitter = frame.groupby("image").cumcount().to_numpy()
+    if not np.array_equal(frame["emitter"].to_numpy(), expected_emitter) or np.any(
+        np.diff(image) < 0
+    ):
+        raise ShardError(f"{path}: rows must be sorted by image with emitters numbered 0, 1, ...")
+    return frame, metadata
+
+
+def read_shard(
+    npz_path: str | Path, parquet_path: str | Path, expected_hash: str | None = None
+) -> Shard:
+    """Read, validate and cross-check a shard's NPZ and Parquet files."""
+    npz_path, parquet_path = Path(npz_path), Path(parquet_path)
+    arrays, metadata = load_npz(npz_path, SHARD_ARRAYS)
+    try:
+        n = int(metadata["n_images"])
+        geometry = metadata["config"]["geometry"]
+        size, s = int(geometry["lr_size"]), int(geometry["upsample"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ShardError(f"{npz_path}: metadata lacks n_images or geometry ({exc})") from exc
+    check_array(npz_path, "x", arrays["x"], (n, size, size))
+    check_array(npz_path, "y", arrays["y"], (n, s * size, s * size))
+    for name in ("gain", "offset", "readout_var"):
+        check_array(npz_path, name, arrays[name], (size, size))
+    if expected_hash is not None and metadata.get("config_hash") != expected_hash:
+        raise ShardError(
+            f"{npz_path}: config hash {metadata.get('config_hash')} does not match the current "
+            f"config ({expected_hash}); rerun the simulation for this shard"
+        )
+    try:
+        camera = Camera(arrays["gain"], arrays["offset"], arrays["readout_var"])
+    except ValueError as exc:
+        raise ShardError(f"{npz_path}: invalid camera maps ({exc})") from exc
+    emitters, table_meta = read_emitters(parquet_path, n)
+    if table_meta.get("config_hash") != metadata.get("config_hash"):
+        raise ShardError(
+            f"{parquet_path}: config hash {table_meta.get('config_hash')} does not match its "
+            f"images in {npz_path} ({metadata.get('config_hash')})"
+        )
+    return Shard(arrays["x"], arrays["y"], camera, emitters, metadata)

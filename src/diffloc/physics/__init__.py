@@ -1,0 +1,1 @@
+"""Forward model of the microscope: pixel-integrated PSF, camera noise, kernel density estimates."""

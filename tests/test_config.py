@@ -1,0 +1,109 @@
+"""Config validation: both shipped configs pass; each kind of mistake names its key."""
+
+import pytest
+
+from conftest import REPO, SCHEMA_PATH
+from diffloc.config import (
+    ConfigError,
+    config_hash,
+    load_config,
+    shard_config,
+    splits,
+    validate_config,
+)
+
+
+def test_shipped_configs_are_valid():
+    default = load_config(REPO / "config" / "config.yaml", SCHEMA_PATH)
+    paper = load_config(REPO / "config" / "paper.yaml", SCHEMA_PATH)
+    assert paper["psf"]["sigma_x"] == 0.92 and paper["kde"]["sigma_y"] == 3.0
+    assert paper["scene"]["disc_radius"] == 7.0
+    assert paper["scene"]["n_emitters"] == {"dist": "fixed", "value": 10}
+    assert paper["scene"]["photons"] == {"dist": "fixed", "value": 200}
+    assert default["run"] != paper["run"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "pattern"),
+    [
+        (
+            lambda c: c["camera"].update(preset="ccd"),
+            r"camera\.preset.*'ccd'.*\['scalar', 'scmos'\]",
+        ),
+        (lambda c: c["kde"].update(normalize="sum"), r"kde\.normalize.*\['max', 'peak'\]"),
+        (lambda c: c["psf"].update(sigma_x=-1.0), r"psf\.sigma_x.*> 0"),
+        (lambda c: c["geometry"].update(upsample=2.5), r"geometry\.upsample.*integer"),
+        (lambda c: c["kde"].pop("sigma_y"), r"missing config key.*sigma_y.*'kde'"),
+        (lambda c: c["psf"].update(sigmax=1.0), r"unknown config key.*sigmax.*'psf'"),
+        (lambda c: c.update(sed=1), r"unknown config key.*'sed'.*top level"),
+        (lambda c: c["simulation"]["splits"].pop("val"), r"missing config key.*'val'"),
+        (lambda c: c["simulation"]["splits"].update(Bad={"n_images": 1, "shard_size": 1}), r"Bad"),
+        (
+            lambda c: c["scene"].update(disc_radius=8.0),
+            r"scene\.disc_radius \+ 3 \* psf\.sigma_x = 10\.76.*geometry\.lr_size",
+        ),
+        (
+            lambda c: c["scene"].update(photons={"dist": "uniform", "low": 100}),
+            r"scene\.photons.*'uniform'.*\['low', 'high'\].*missing \['high'\]",
+        ),
+        (
+            lambda c: c["scene"].update(n_emitters={"dist": "fixed", "value": 3, "mean": 2}),
+            r"scene\.n_emitters.*unexpected \['mean'\]",
+        ),
+        (
+            lambda c: c["simulation"]["splits"]["test"].update(shard_size=10_000),
+            r"simulation\.splits\.test\.shard_size",
+        ),
+        (
+            lambda c: c["simulation"]["splits"].update(isolated_9={"n_images": 1, "shard_size": 1}),
+            r"isolated_9.*reserved",
+        ),
+    ],
+)
+def test_bad_config_names_the_key(default_config, schema, edit, pattern):
+    edit(default_config)
+    with pytest.raises(ConfigError, match=pattern):
+        validate_config(default_config, schema)
+
+
+def test_unreadable_config_file_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: [unclosed")
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
+        load_config(bad, SCHEMA_PATH)
+
+
+def test_splits_include_isolated_sets_and_partial_last_shard(default_config):
+    default_config["simulation"]["splits"]["val"] = {"n_images": 1050, "shard_size": 500}
+    out = splits(default_config)
+    assert {"phi_train", "psi_train", "val", "test"} <= set(out)
+    for photons in default_config["simulation"]["isolated"]["photons"]:
+        spec = out[f"isolated_{photons}"]
+        assert spec.n_emitters == {"dist": "fixed", "value": 1}
+        assert spec.photons == {"dist": "fixed", "value": photons}
+    val = out["val"]
+    assert val.shard_ids() == ["0000", "0001", "0002"]
+    assert [val.shard_len(i) for i in range(3)] == [500, 500, 50]
+    with pytest.raises(ConfigError, match=r"shards 0\.\.2"):
+        val.shard_len(3)
+
+
+def test_shard_config_depends_only_on_what_the_shard_uses(default_config):
+    before = config_hash(shard_config(default_config, "phi_train", 1))
+    iso_before = config_hash(shard_config(default_config, "isolated_200", 0))
+    default_config["simulation"]["splits"]["phi_train"]["n_images"] += 5000  # more shards
+    default_config["simulation"]["splits"]["psi_train"]["n_images"] += 1000
+    default_config["scene"]["n_emitters"] = {"dist": "poisson", "mean": 8.0}
+    assert config_hash(shard_config(default_config, "isolated_200", 0)) == iso_before
+    assert config_hash(shard_config(default_config, "phi_train", 1)) != before
+    default_config["scene"]["n_emitters"] = {"dist": "fixed", "value": 10}
+    assert config_hash(shard_config(default_config, "phi_train", 1)) == before
+    default_config["camera"]["readout_var"] = 6.0
+    assert config_hash(shard_config(default_config, "phi_train", 1)) != before
+    with pytest.raises(ConfigError, match="unknown split 'nope'"):
+        shard_config(default_config, "nope", 0)
+
+
+def test_config_hash_ignores_key_order():
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})

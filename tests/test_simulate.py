@@ -1,0 +1,122 @@
+"""Scene sampling distributions, shard determinism and the consistency of x, y and the table."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from diffloc import seeding
+from diffloc.config import shard_config
+from diffloc.physics.kde import kde_images
+from diffloc.shard import Scene
+from diffloc.simulate import sample_counts, sample_photons, sample_scene, simulate_shard
+
+
+def test_emitters_are_uniform_on_the_disc():
+    rng = np.random.default_rng(0)
+    fixed = {"dist": "fixed", "value": 10}
+    scene = sample_scene(2000, 10.0, 7.0, fixed, {"dist": "fixed", "value": 200}, rng)
+    du, dv = scene.u - 10.0, scene.v - 10.0
+    r2 = (du**2 + dv**2) / 49.0
+    assert r2.max() <= 1.0
+    # uniform on a disc <=> (r/R)^2 ~ U(0, 1) and angle ~ U(0, 2 pi), independent
+    assert stats.kstest(r2.ravel(), "uniform").pvalue > 1e-3
+    angle = (np.arctan2(dv, du).ravel() + np.pi) / (2 * np.pi)
+    assert stats.kstest(angle, "uniform").pvalue > 1e-3
+    assert np.all(scene.photons == 200.0) and np.all(scene.counts == 10)
+
+
+def test_a_square_instead_of_a_disc_would_fail_the_check():
+    rng = np.random.default_rng(0)
+    du, dv = rng.uniform(-7, 7, size=(2, 20000)) / np.sqrt(2)
+    assert stats.kstest((du**2 + dv**2) / 49.0, "uniform").pvalue < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("spec", "mean", "support"),
+    [
+        ({"dist": "fixed", "value": 10}, 10.0, (10, 10)),
+        ({"dist": "poisson", "mean": 6.5}, 6.5, (0, None)),
+        ({"dist": "uniform", "low": 2, "high": 5}, 3.5, (2, 5)),
+    ],
+)
+def test_count_distributions(spec, mean, support):
+    counts = sample_counts(spec, 20000, np.random.default_rng(1))
+    assert counts.mean() == pytest.approx(mean, abs=5 * max(counts.std(), 1e-9) / np.sqrt(20000))
+    assert counts.min() >= support[0]
+    if support[1] is not None:
+        assert counts.max() == support[1]
+
+
+@pytest.mark.parametrize(
+    ("spec", "median"),
+    [
+        ({"dist": "fixed", "value": 200.0}, 200.0),
+        ({"dist": "uniform", "low": 100.0, "high": 300.0}, 200.0),
+        ({"dist": "lognormal", "median": 500.0, "sigma": 0.3}, 500.0),
+    ],
+)
+def test_photon_distributions(spec, median):
+    photons = sample_photons(spec, (20000,), np.random.default_rng(2))
+    assert np.median(photons) == pytest.approx(median, rel=0.02)
+    assert np.all(photons > 0)
+
+
+def test_variable_counts_pad_with_zero_photons(default_config):
+    default_config["scene"]["n_emitters"] = {"dist": "poisson", "mean": 4.0}
+    shard = simulate_shard(shard_config(default_config, "val", 0))
+    counts = np.bincount(shard.emitters["image"], minlength=shard.n_images)
+    assert counts.min() < counts.max()
+    scene = Scene.from_frame(shard.emitters, shard.n_images)
+    np.testing.assert_array_equal(scene.counts, counts)
+    assert np.all(scene.photons[~scene.mask] == 0)
+    assert (counts == 0).sum() > 0  # e^-4 of 500 images are empty
+    assert np.all(shard.y[counts == 0] == 0) and np.all(shard.y[counts > 0].max((1, 2)) == 1)
+
+
+def test_shard_is_a_pure_function_of_its_config(default_config):
+    cfg = shard_config(default_config, "test", 0)
+    a, b = simulate_shard(cfg), simulate_shard(cfg)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert a.emitters.equals(b.emitters) and a.metadata == b.metadata
+    other = simulate_shard(shard_config(default_config, "val", 0))
+    assert not np.array_equal(a.x[:10], other.x[:10])
+
+
+def test_shard_content_does_not_depend_on_the_split_size(default_config):
+    first = simulate_shard(shard_config(default_config, "psi_train", 1))
+    default_config["simulation"]["splits"]["psi_train"]["n_images"] = 5000
+    again = simulate_shard(shard_config(default_config, "psi_train", 1))
+    np.testing.assert_array_equal(first.x, again.x)
+
+
+def test_kde_and_image_agree_with_the_emitter_table(default_config):
+    shard = simulate_shard(shard_config(default_config, "val", 0))
+    geo = default_config["geometry"]
+    scene = Scene.from_frame(shard.emitters, shard.n_images)
+    y = kde_images(scene.u, scene.v, scene.mask * 1.0, geo["lr_size"], geo["upsample"], 3.0, "max")
+    np.testing.assert_allclose(shard.y, y, atol=1e-6)
+    np.testing.assert_allclose(
+        shard.emitters["u_nm"], shard.emitters["u_px"] * geo["pixel_size_nm"]
+    )
+    # each image holds 10 emitters of 200 photons: the photon budget above the offset is ~2000
+    photons = shard.camera.photoelectrons(shard.x).sum(axis=(1, 2))
+    assert photons.mean() == pytest.approx(
+        2000.0, abs=5 * np.sqrt((2000 + 400 * 5) / shard.n_images)
+    )
+
+
+def test_isolated_sets_hold_one_emitter_at_the_set_photons(default_config):
+    shard = simulate_shard(shard_config(default_config, "isolated_1000", 0))
+    assert len(shard.emitters) == shard.n_images
+    assert np.all(shard.emitters["photons"] == 1000.0)
+
+
+def test_scmos_camera_maps_are_shared_by_all_shards(default_config):
+    default_config["camera"]["preset"] = "scmos"
+    a = simulate_shard(shard_config(default_config, "val", 0)).camera
+    b = simulate_shard(shard_config(default_config, "test", 0)).camera
+    np.testing.assert_array_equal(a.gain, b.gain)
+    assert a.gain.std() > 0
+    expected = seeding.rng(default_config["seed"], "camera").standard_normal((20, 20))
+    np.testing.assert_allclose(np.log(a.gain / 1.0) / 0.05, expected, rtol=1e-5, atol=1e-4)
