@@ -31,4 +31,4 @@ include: "workflow/rules/simulate.smk"
 rule all:
     default_target: True
     input:
-        simulated_shards(),
+        STUDY_TARGETS,

@@ -2,6 +2,8 @@
 from diffloc.config import shard_config, splits
 
 SPLITS = splits(config)
+# Final outputs of the study; each rules file appends its own, `rule all` builds them all.
+STUDY_TARGETS = []
 
 
 wildcard_constraints:

@@ -1,5 +1,7 @@
 # Simulation: one job per shard of every split (dense scenes and isolated emitters).
 
+STUDY_TARGETS += simulated_shards()
+
 
 rule simulate:
     output:
