@@ -26,6 +26,12 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/phi.smk"
+include: "workflow/rules/localize.smk"
+include: "workflow/rules/psi.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/mcmc.smk"
 
 
 rule all:

@@ -41,9 +41,47 @@ def tiny(config: dict, run: str = "tiny") -> dict:
         },
         "isolated": {"photons": [200, 1000], "n_images": 5, "shard_size": 5},
     }
+    mcmc = config["mcmc"]
+    mcmc.update(n_images=2, chunk_size=2, thin=5, figure={"photons": 200, "image": 0})
+    for setting in mcmc["settings"].values():
+        setting.update(iterations=300, burn_in=100)
+    phi = config["phi"]
+    phi["model"].update(width=4, hr_width=2)
+    phi["train"].update(steps=4, batch_size=4, warmup_steps=1, val_every=2, checkpoint_every=2)
+    phi["infer_batch_size"] = 4
+    diffusion = config["diffusion"]
+    diffusion["unet"].update(
+        channels=8, multipliers=[1, 2], attention_resolutions=[20], norm_groups=4
+    )
+    diffusion["train"].update(
+        steps=4, batch_size=4, warmup_steps=1, val_every=2, checkpoint_every=2
+    )
+    diffusion["sampler"].update(steps=3, k=4, batch_size=8)
+    diffusion["summary"]["raw_samples"] = 2
+    config["posterior"].update(test_images=6, isolated_images=4, chunk_size=3, figure_images=2)
     return config
 
 
 @pytest.fixture
 def tiny_config(default_config) -> dict:
     return tiny(default_config)
+
+
+def load_workflow(configfile: Path | None = None):
+    """The repository's parsed Snakemake workflow (rules with their logs, resources, envs).
+
+    Parsed through Snakemake's API in the repository (nothing runs); `configfile` overrides the
+    default config. The parsed workflow is only reachable through the API's `_workflow`.
+    """
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    configs = [configfile] if configfile is not None else []
+    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+        workflow_api = api.workflow(
+            resource_settings=ResourceSettings(),
+            config_settings=ConfigSettings(configfiles=configs),
+            snakefile=REPO / "Snakefile",
+            workdir=REPO,
+        )
+        return workflow_api._workflow

@@ -1,6 +1,7 @@
 """Shard files: round trip, byte reproducibility, and a clear error for every kind of bad file."""
 
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -126,3 +127,12 @@ def test_npz_is_a_plain_numpy_archive(written):
         assert archive.testzip() is None
     with np.load(written[0]) as data:
         assert set(data.files) == {"x", "y", "gain", "offset", "readout_var", "metadata"}
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        save_npz(tmp_path / "a.npz", {"a": np.zeros(2)}, {})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o644

@@ -96,11 +96,138 @@ def check_consistency(config: dict) -> None:
                 f"config key 'simulation.splits.{name}.shard_size' ({split['shard_size']}) "
                 f"exceeds n_images ({split['n_images']})"
             )
+    loc = config["localize"]
+    if loc["min_sigma"] > loc["max_sigma"]:
+        raise ConfigError(
+            f"config key 'localize.min_sigma' ({loc['min_sigma']}) exceeds "
+            f"localize.max_sigma ({loc['max_sigma']})"
+        )
     iso = config["simulation"]["isolated"]
     if iso["shard_size"] > iso["n_images"]:
         raise ConfigError(
             f"config key 'simulation.isolated.shard_size' ({iso['shard_size']}) exceeds "
             f"n_images ({iso['n_images']})"
+        )
+    missing_photons = sorted(set(config["phi"]["targets"]["photons"]) - set(iso["photons"]))
+    if missing_photons:
+        raise ConfigError(
+            f"config key 'phi.targets.photons' names photon counts {missing_photons} that "
+            f"simulation.isolated.photons ({iso['photons']}) does not simulate"
+        )
+    post, splits_cfg = config["posterior"], config["simulation"]["splits"]
+    for key, n in (
+        ("test_images", splits_cfg["test"]["n_images"]),
+        ("isolated_images", iso["n_images"]),
+    ):
+        if post[key] > n:
+            raise ConfigError(
+                f"config key 'posterior.{key}' ({post[key]}) exceeds the {n} images simulated"
+            )
+    if post["figure_images"] > post["test_images"]:
+        raise ConfigError(
+            f"config key 'posterior.figure_images' ({post['figure_images']}) exceeds "
+            f"posterior.test_images ({post['test_images']})"
+        )
+    _check_mcmc(config)
+    _check_diffusion(config)
+
+
+SCHEDULE_PARAMS = {"linear": ("beta_start", "beta_end"), "cosine": ("offset", "max_beta")}
+
+
+def _check_diffusion(config: dict) -> None:
+    """Cross-field checks of the `diffusion` section (schedule keys, sampler, U-Net levels)."""
+    diff = config["diffusion"]
+    sched, sampler, unet = diff["schedule"], diff["sampler"], diff["unet"]
+    needed = SCHEDULE_PARAMS[sched["kind"]]
+    extra = sorted(set(sched) - {"kind", "T", *needed})
+    missing = [k for k in needed if k not in sched]
+    if missing or extra:
+        raise ConfigError(
+            f"config key 'diffusion.schedule': kind '{sched['kind']}' takes exactly the keys "
+            f"{['T', *needed]} (missing {missing}, unexpected {extra})"
+        )
+    if sched["kind"] == "linear" and sched["beta_start"] > sched["beta_end"]:
+        raise ConfigError(
+            f"config key 'diffusion.schedule.beta_start' ({sched['beta_start']}) exceeds "
+            f"beta_end ({sched['beta_end']})"
+        )
+    if sampler["steps"] > sched["T"]:
+        raise ConfigError(
+            f"config key 'diffusion.sampler.steps' ({sampler['steps']}) exceeds "
+            f"diffusion.schedule.T ({sched['T']})"
+        )
+    if (sampler["kind"] == "ddim") != ("eta" in sampler):
+        raise ConfigError(
+            f"config key 'diffusion.sampler.eta' is required for kind 'ddim' and only there "
+            f"(kind '{sampler['kind']}')"
+        )
+    quantiles = diff["summary"]["quantiles"]
+    if quantiles != sorted(quantiles):
+        raise ConfigError(f"config key 'diffusion.summary.quantiles' must increase: {quantiles}")
+    if diff["summary"]["raw_samples"] > sampler["k"]:
+        raise ConfigError(
+            f"config key 'diffusion.summary.raw_samples' ({diff['summary']['raw_samples']}) "
+            f"exceeds diffusion.sampler.k ({sampler['k']})"
+        )
+    size = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
+    if size % unet["patch"]:
+        raise ConfigError(
+            f"config key 'diffusion.unet.patch' ({unet['patch']}) does not divide the KDE size "
+            f"({size} px)"
+        )
+    sizes = [size // unet["patch"]]
+    for _ in unet["multipliers"][1:]:
+        sizes.append(math.ceil(sizes[-1] / 2))
+    unreachable = sorted(set(unet["attention_resolutions"]) - set(sizes))
+    if unreachable:
+        raise ConfigError(
+            f"config key 'diffusion.unet.attention_resolutions': {unreachable} never reached; "
+            f"the U-Net levels are {sizes} px"
+        )
+    widths = [unet["channels"] * m for m in (1, *unet["multipliers"])]
+    if any(w % unet["norm_groups"] or w % unet["attention_heads"] for w in widths):
+        raise ConfigError(
+            f"config key 'diffusion.unet.norm_groups' ({unet['norm_groups']}) and "
+            f"attention_heads ({unet['attention_heads']}) must divide every width {widths}"
+        )
+
+
+def _check_mcmc(config: dict) -> None:
+    """Cross-field checks of the `mcmc` section against itself and simulation.isolated."""
+    mc, iso = config["mcmc"], config["simulation"]["isolated"]
+    if mc["n_images"] > iso["n_images"]:
+        raise ConfigError(
+            f"config key 'mcmc.n_images' ({mc['n_images']}) exceeds "
+            f"simulation.isolated.n_images ({iso['n_images']})"
+        )
+    if mc["chunk_size"] > mc["n_images"]:
+        raise ConfigError(
+            f"config key 'mcmc.chunk_size' ({mc['chunk_size']}) exceeds mcmc.n_images "
+            f"({mc['n_images']})"
+        )
+    for name, setting in mc["settings"].items():
+        key = f"mcmc.settings.{name}"
+        if setting["iterations"] - setting["burn_in"] < 4:
+            raise ConfigError(
+                f"config key '{key}.burn_in' ({setting['burn_in']}) must leave at least 4 of "
+                f"the {setting['iterations']} iterations (split R-hat needs them)"
+            )
+        if setting["adapt"] and setting["adapt"]["every"] > setting["burn_in"]:
+            raise ConfigError(
+                f"config key '{key}.adapt.every' ({setting['adapt']['every']}) exceeds burn_in "
+                f"({setting['burn_in']}): the proposal is adapted during burn-in only"
+            )
+    figure = mc["figure"]
+    if figure["photons"] not in iso["photons"]:
+        raise ConfigError(
+            f"config key 'mcmc.figure.photons' ({figure['photons']}) is not one of "
+            f"simulation.isolated.photons {iso['photons']}"
+        )
+    if figure["image"] >= mc["n_images"]:
+        raise ConfigError(
+            f"config key 'mcmc.figure.image' ({figure['image']}) must be < mcmc.n_images "
+            f"({mc['n_images']})"
         )
 
 

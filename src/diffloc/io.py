@@ -37,12 +37,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray], metadata: dict) -> None:
@@ -155,10 +163,10 @@ def read_emitters(path: str | Path, n_images: int) -> tuple[pd.DataFrame, dict]:
 
 
 def read_shard(
-    npz_path: str | Path, parquet_path: str | Path, expected_hash: str | None = None
+    npz_path: str | Path, parquet_path: str | Path | None = None, expected_hash: str | None = None
 ) -> Shard:
-    """Read, validate and cross-check a shard's NPZ and Parquet files."""
-    npz_path, parquet_path = Path(npz_path), Path(parquet_path)
+    """Read, validate and cross-check a shard's NPZ and (unless None) Parquet files."""
+    npz_path = Path(npz_path)
     arrays, metadata = load_npz(npz_path, SHARD_ARRAYS)
     try:
         n = int(metadata["n_images"])
@@ -179,6 +187,9 @@ def read_shard(
         camera = Camera(arrays["gain"], arrays["offset"], arrays["readout_var"])
     except ValueError as exc:
         raise ShardError(f"{npz_path}: invalid camera maps ({exc})") from exc
+    if parquet_path is None:
+        return Shard(arrays["x"], arrays["y"], camera, None, metadata)
+    parquet_path = Path(parquet_path)
     emitters, table_meta = read_emitters(parquet_path, n)
     if table_meta.get("config_hash") != metadata.get("config_hash"):
         raise ShardError(
@@ -186,3 +197,14 @@ def read_shard(
             f"images in {npz_path} ({metadata.get('config_hash')})"
         )
     return Shard(arrays["x"], arrays["y"], camera, emitters, metadata)
+
+
+def read_yhat(path: str | Path) -> tuple[np.ndarray, dict]:
+    """phi's KDE estimates yhat float32 [N, sH, sW] of one shard, validated, and their metadata."""
+    path = Path(path)
+    arrays, metadata = load_npz(path, ("yhat",))
+    n = metadata.get("n_images")
+    if not isinstance(n, int):
+        raise ShardError(f"{path}: metadata lacks n_images")
+    check_array(path, "yhat", arrays["yhat"], (n, None, None))
+    return arrays["yhat"], metadata

@@ -67,12 +67,15 @@ class Scene:
 
 @dataclass(frozen=True)
 class Shard:
-    """One shard: camera images x [N, H, W] (ADU), KDEs y [N, sH, sW], camera, emitters, metadata."""
+    """One shard: camera images x [N, H, W] (ADU), KDEs y [N, sH, sW], camera, emitters, metadata.
+
+    `emitters` is None when only the images were read.
+    """
 
     x: np.ndarray
     y: np.ndarray
     camera: Camera
-    emitters: pd.DataFrame
+    emitters: pd.DataFrame | None
     metadata: dict
 
     @property

@@ -118,7 +118,7 @@ def versions() -> dict:
         "diffloc": diffloc.__version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
 
 

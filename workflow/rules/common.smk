@@ -1,9 +1,38 @@
 # Helpers shared by the rules: split and shard enumeration from the validated config.
+from pathlib import Path
+
 from diffloc.config import shard_config, splits
 
 SPLITS = splits(config)
 # Final outputs of the study; each rules file appends its own, `rule all` builds them all.
 STUDY_TARGETS = []
+# Files the HTML report shows (rule `report`, report.smk); stages add theirs with report_item.
+REPORT_TARGETS = []
+REPORT_CAPTIONS = Path(workflow.basedir, "workflow", "report")
+REPORT_HTML = f"{RUN}/report.html"
+
+
+def report_item(path, caption, category, subcategory=None, labels=None, targets=None):
+    """Flag output `path` for the HTML report, captioned by workflow/report/<caption>.rst.
+
+    The report is built from `targets` (default: `path` itself, which then may not contain
+    wildcards; pass the expanded files for an output pattern)."""
+    rst = REPORT_CAPTIONS / f"{caption}.rst"
+    if not rst.is_file():
+        raise WorkflowError(f"report caption {rst} is missing (report_item for {path})")
+    if targets is None:
+        if "{" in path:
+            raise WorkflowError(f"report_item({path!r}): a pattern needs its files as `targets`")
+        targets = [path]
+    REPORT_TARGETS.extend(targets)
+    return report(
+        path, caption=str(rst), category=category, subcategory=subcategory, labels=labels
+    )
+
+
+def report_inputs(wildcards):
+    """Everything `rule all` builds except the report itself, and every registered report file."""
+    return sorted({*STUDY_TARGETS, *REPORT_TARGETS} - {REPORT_HTML})
 
 
 wildcard_constraints:
@@ -29,3 +58,46 @@ def shard_params(wildcards):
 def shard_mem_mb(wildcards):
     """Memory for one simulation job: ~0.2 MB per image plus the interpreter, in MB."""
     return 600 + SPLITS[wildcards.split].shard_size // 4
+
+
+# phi's outputs and their evaluation (phi.smk, localize.smk)
+YHAT_SPLITS = [s for s in SPLITS if s != "phi_train"]
+LOCALIZE_SPLITS = ["test", *(s for s in SPLITS if s.startswith("isolated_"))]
+ISOLATED = [s for s in LOCALIZE_SPLITS if s.startswith("isolated_")]
+METRICS = f"{RUN}/metrics"
+
+
+def yhat_files(split):
+    """phi's yhat file of every shard of `split`."""
+    return [f"{RUN}/yhat/{split}/{shard}.npz" for shard in SPLITS[split].shard_ids()]
+
+
+def kde_inputs(wildcards):
+    """The KDEs a localisation job reads: phi's yhat or the true y0 in the data shards."""
+    if wildcards.source == "phi":
+        return yhat_files(wildcards.split)
+    return shard_files(wildcards.split, "npz")
+
+
+def split_photons(split):
+    """Photons per emitter of a split with a fixed photon count, else NaN."""
+    spec = SPLITS[split].photons
+    return float(spec["value"]) if spec["dist"] == "fixed" else float("nan")
+
+
+# psi's posterior samples (psi.smk): the first images of the test split and of every isolated set
+POSTERIOR = config["posterior"]
+POSTERIOR_SETS = {"test": POSTERIOR["test_images"], **{s: POSTERIOR["isolated_images"] for s in ISOLATED}}
+
+
+def posterior_files(set_name):
+    """Posterior summary file of every chunk of `set_name`."""
+    n, size = POSTERIOR_SETS[set_name], POSTERIOR["chunk_size"]
+    return [f"{RUN}/posterior/{set_name}/{c:04d}.npz" for c in range(-(-n // size))]
+
+
+def chunk_images(wildcards):
+    """[start, stop) image range of a posterior chunk within its set."""
+    size = POSTERIOR["chunk_size"]
+    start = int(wildcards.chunk) * size
+    return [start, min(start + size, POSTERIOR_SETS[wildcards.set])]

@@ -51,3 +51,10 @@ def image_panel(
     ax.set_ylabel("u (nm)")
     cax = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.05)
     ax.figure.colorbar(shown, cax=cax, label=label)
+
+
+def inner_axes_unlabelled(axes: np.ndarray) -> None:
+    """In a grid of image panels keep the u axis labels on the first column only."""
+    for ax in axes[:, 1:].ravel():
+        ax.set_ylabel("")
+        ax.tick_params(labelleft=False)

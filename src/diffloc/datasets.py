@@ -1,0 +1,68 @@
+"""Training pairs of each network as lazily loaded shard sources (see diffloc.batches)."""
+
+from pathlib import Path
+
+import numpy as np
+
+from diffloc.batches import ShardSource
+from diffloc.io import ShardError, load_npz, read_shard, read_yhat
+
+
+def shard_size(npz_path: str | Path) -> int:
+    """Number of images in an NPZ artifact, from its metadata (arrays are not read)."""
+    _, metadata = load_npz(npz_path, ())
+    return int(metadata["n_images"])
+
+
+def load_photons_and_kde(npz_path: str | Path) -> dict[str, np.ndarray]:
+    """phi's training pair of a simulated shard: photons (x - o)/g [N, H, W] and y [N, sH, sW]."""
+    shard = read_shard(npz_path)
+    photons = shard.camera.photoelectrons(shard.x).astype(np.float32)
+    return {"photons": photons, "y": shard.y}
+
+
+def phi_sources(npz_paths: list[str | Path]) -> list[ShardSource]:
+    """Shard sources of (photons, y) pairs for phi, loaded only when a batch needs them."""
+    return [
+        ShardSource(shard_size(p), lambda p=p: load_photons_and_kde(p))
+        for p in map(Path, npz_paths)
+    ]
+
+
+def load_yhat_and_kde(yhat_path: str | Path, npz_path: str | Path) -> dict[str, np.ndarray]:
+    """psi's training pair of a shard: phi's yhat [N, sH, sW] and the true KDE y [N, sH, sW]."""
+    yhat, meta = read_yhat(yhat_path)
+    shard = read_shard(npz_path)
+    if meta.get("data_config_hash") != shard.metadata["config_hash"]:
+        raise ShardError(
+            f"{yhat_path}: made from data with config hash {meta.get('data_config_hash')}, "
+            f"but {npz_path} has {shard.metadata['config_hash']}; rerun infer_phi"
+        )
+    if yhat.shape != shard.y.shape:
+        raise ShardError(f"{yhat_path}: yhat shape {list(yhat.shape)} differs from y in {npz_path}")
+    return {"yhat": yhat, "y": shard.y}
+
+
+def psi_sources(yhat_paths: list[str | Path], npz_paths: list[str | Path]) -> list[ShardSource]:
+    """Shard sources of (yhat, y) pairs for psi, loaded only when a batch needs them."""
+    if len(yhat_paths) != len(npz_paths):
+        raise ValueError(f"{len(yhat_paths)} yhat files for {len(npz_paths)} data shards")
+    return [
+        ShardSource(shard_size(p), lambda p=p, d=d: load_yhat_and_kde(p, d))
+        for p, d in zip(yhat_paths, npz_paths, strict=True)
+    ]
+
+
+def image_range(paths: list[str | Path], start: int, stop: int, read) -> np.ndarray:
+    """Images [start, stop) of a split stored in shards `paths` (in order), reading only the
+    shards that hold them; `read(path)` returns one shard's image stack [n, ...]."""
+    out, offset = [], 0
+    for path in paths:
+        n = shard_size(path)
+        lo, hi = max(start, offset), min(stop, offset + n)
+        if lo < hi:
+            out.append(read(path)[lo - offset : hi - offset])
+        offset += n
+    if stop > offset or start < 0 or start >= stop:
+        raise ValueError(f"images [{start}, {stop}) are not all in the {offset} images of {paths}")
+    return np.concatenate(out)

@@ -1,0 +1,102 @@
+"""phi: DeepSTORM-like network from a camera image (photons) to a 4x super-resolved KDE (SPEC 4)."""
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _act(kind: str) -> nn.Module:
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(0.2)
+    if kind == "relu":
+        return nn.ReLU()
+    raise ValueError(f"unknown activation {kind!r}; allowed: leaky_relu, relu")
+
+
+class ConvBlock(nn.Sequential):
+    """3x3 convolution (optionally dilated), activation, BatchNorm."""
+
+    def __init__(self, c_in: int, c_out: int, activation: str, dilation: int = 1):
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, padding=dilation, dilation=dilation),
+            _act(activation),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+class Phi(nn.Module):
+    """KDE regressor: photons [B, 1, H, W] -> pre-activation KDE logits [B, 1, 4H, 4W].
+
+    Context module at LR resolution (dilated residual blocks that each see the input again),
+    two nearest-neighbour 2x resize-convolutions, three refinement blocks and a 1x1 output
+    convolution. `forward` returns the pre-activation output (the training loss is computed
+    on it); `predict` applies HardTanh(0, 1), the KDE estimate yhat.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        hr_width: int,
+        dilations: list[int],
+        activation: str = "leaky_relu",
+        upsample: int = 4,
+    ):
+        super().__init__()
+        if upsample != 4:
+            raise ValueError(
+                f"phi upsamples by two 2x resize-convolutions (4x), got upsample={upsample}"
+            )
+        self.input_norm = nn.BatchNorm2d(1)
+        self.context = nn.ModuleList(
+            [ConvBlock(1, width, activation, dilations[0])]
+            + [ConvBlock(width + 1, width, activation, d) for d in dilations[1:]]
+        )
+        self.up = nn.ModuleList(
+            [ConvBlock(width, hr_width, activation), ConvBlock(hr_width, hr_width, activation)]
+        )
+        self.refine = nn.Sequential(*(ConvBlock(hr_width, hr_width, activation) for _ in range(3)))
+        self.out = nn.Conv2d(hr_width, 1, 1)
+        self.clamp = nn.Hardtanh(0.0, 1.0)
+
+    def forward(self, photons: torch.Tensor) -> torch.Tensor:
+        """Pre-activation KDE estimate [B, 1, 4H, 4W] from photon images [B, 1, H, W]."""
+        x = self.input_norm(photons)
+        h = self.context[0](x)
+        for block in self.context[1:]:
+            h = h + block(torch.cat([h, x], dim=1))
+        for block in self.up:
+            h = block(nn.functional.interpolate(h, scale_factor=2, mode="nearest"))
+        return self.out(self.refine(h))
+
+    @torch.inference_mode()
+    def predict(self, photons: torch.Tensor) -> torch.Tensor:
+        """KDE estimate yhat in [0, 1], [B, 1, 4H, 4W] (HardTanh applied; eval mode expected)."""
+        return self.clamp(self.forward(photons))
+
+
+def build_phi(cfg: dict, upsample: int) -> Phi:
+    """Phi from the `phi.model` config section."""
+    return Phi(cfg["width"], cfg["hr_width"], list(cfg["dilations"]), cfg["activation"], upsample)
+
+
+def phi_loss(
+    model: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator
+) -> torch.Tensor:
+    """Mean squared error of the pre-activation output to the KDE target (SPEC 4)."""
+    del generator  # phi's loss draws nothing at random
+    return nn.functional.mse_loss(model(batch["photons"]), batch["y"])
+
+
+def predict_kde(
+    model: Phi, photons: np.ndarray, batch_size: int, device: torch.device
+) -> np.ndarray:
+    """yhat float32 [N, sH, sW] in [0, 1] for photon images [N, H, W], in batches."""
+    model = model.to(device, memory_format=torch.channels_last).eval()
+    out = []
+    for start in range(0, len(photons), batch_size):
+        chunk = torch.from_numpy(
+            np.ascontiguousarray(photons[start : start + batch_size], np.float32)
+        )
+        chunk = chunk.to(device).unsqueeze(1).contiguous(memory_format=torch.channels_last)
+        out.append(model.predict(chunk)[:, 0].float().cpu().numpy())
+    return np.concatenate(out)

@@ -1,0 +1,116 @@
+"""Per-image posterior summaries of psi's samples and their files `posterior/{set}/{chunk}.npz`.
+
+A summary of N images with K samples each (y units: KDE scale, nominally [0, 1]), all float32:
+  mean [N, H, W]; var [N, H, W] (unbiased, ddof = 1); std [N, H, W] = sqrt(var);
+  quantiles [N, Q, H, W] at quantile_levels [Q] (numpy's default 'linear' method, Hyndman & Fan
+  type 7: the order statistic at fractional rank q (K - 1), linearly interpolated);
+  samples [N, R, H, W]: the first R raw samples of each image, for figures.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffloc.io import ShardError, check_array, load_npz, save_npz
+from diffloc.models.diffusion import Diffusion, Net, Sampler
+
+SUMMARY_KEYS = ("mean", "var", "std", "quantiles", "quantile_levels", "samples")
+
+
+def summarize(
+    samples: np.ndarray | torch.Tensor, quantiles: Sequence[float], raw_samples: int
+) -> dict[str, np.ndarray]:
+    """Summaries (see module docstring) of samples [N, K, H, W]; moments accumulated in float64."""
+    x = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else samples
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"samples must be [N, K, H, W], got shape {list(x.shape)}")
+    if x.shape[1] < 2:
+        raise ValueError(f"need K >= 2 samples per image for ddof=1 variances, got {x.shape[1]}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("samples contain NaN or infinite values")
+    levels = np.asarray(quantiles, dtype=np.float64)
+    if levels.ndim != 1 or levels.size < 1 or np.any((levels <= 0) | (levels >= 1)):
+        raise ValueError(f"quantile levels must be a non-empty list in (0, 1), got {quantiles}")
+    if not 0 <= raw_samples <= x.shape[1]:
+        raise ValueError(f"raw_samples must be in 0..K = {x.shape[1]}, got {raw_samples}")
+    x64 = x.astype(np.float64)
+    var = x64.var(axis=1, ddof=1)
+    return {
+        "mean": x64.mean(axis=1).astype(np.float32),
+        "var": var.astype(np.float32),
+        "std": np.sqrt(var).astype(np.float32),
+        "quantiles": np.moveaxis(np.quantile(x64, levels, axis=1), 0, 1).astype(np.float32),
+        "quantile_levels": levels.astype(np.float32),
+        "samples": np.ascontiguousarray(x[:, :raw_samples], dtype=np.float32),
+    }
+
+
+def concat_summaries(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Join summaries of consecutive image groups along the image axis."""
+    if not parts:
+        raise ValueError("no summaries to join")
+    levels = parts[0]["quantile_levels"]
+    if any(not np.array_equal(p["quantile_levels"], levels) for p in parts):
+        raise ValueError("summaries have different quantile levels")
+    out = {k: np.concatenate([p[k] for p in parts]) for k in SUMMARY_KEYS if k != "quantile_levels"}
+    return {**out, "quantile_levels": levels}
+
+
+def sample_summaries(
+    diffusion: Diffusion,
+    net: Net,
+    yhat: torch.Tensor,
+    generator: torch.Generator,
+    sampler: Sampler,
+    k: int,
+    batch_size: int,
+    quantiles: Sequence[float],
+    raw_samples: int,
+) -> dict[str, np.ndarray]:
+    """Draw K samples per image of yhat [N, H, W] (in [0, 1]) and summarise them, one network
+    batch of images at a time so memory stays bounded; equals summarize(diffusion.sample(...))."""
+    group = max(1, batch_size // k)
+    parts = [
+        summarize(
+            diffusion.sample(net, yhat[i : i + group], k, generator, sampler, batch_size),
+            quantiles,
+            raw_samples,
+        )
+        for i in range(0, yhat.shape[0], group)
+    ]
+    return concat_summaries(parts)
+
+
+def save_posterior(path: str | Path, summary: dict[str, np.ndarray], metadata: dict) -> None:
+    """Write a summary (float32 arrays, SUMMARY_KEYS) atomically to an .npz with metadata."""
+    _validate(Path(path), summary)
+    save_npz(path, {k: summary[k] for k in SUMMARY_KEYS}, metadata)
+
+
+def load_posterior(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Read and validate a posterior summary file; ShardError naming the file if invalid."""
+    arrays, metadata = load_npz(path, SUMMARY_KEYS)
+    _validate(Path(path), arrays)
+    return arrays, metadata
+
+
+def _validate(path: Path, s: dict[str, np.ndarray]) -> None:
+    """ShardError unless the summary arrays are float32, finite and of consistent shapes."""
+    missing = [k for k in SUMMARY_KEYS if k not in s]
+    if missing:
+        raise ShardError(f"{path}: posterior summary lacks {missing}")
+    mean = s["mean"]
+    if mean.ndim != 3:
+        raise ShardError(f"{path}: 'mean' has shape {list(mean.shape)}, expected [N, H, W]")
+    n, h, w = mean.shape
+    check_array(path, "quantile_levels", s["quantile_levels"], (None,))
+    q = s["quantile_levels"].shape[0]
+    for name in ("mean", "var", "std"):
+        check_array(path, name, s[name], (n, h, w))
+    check_array(path, "quantiles", s["quantiles"], (n, q, h, w))
+    check_array(path, "samples", s["samples"], (n, None, h, w))
+    if np.any(s["var"] < 0):
+        raise ShardError(f"{path}: 'var' has negative values")

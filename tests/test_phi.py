@@ -1,0 +1,66 @@
+"""phi: shapes, output range, loss on the pre-activation output, receptive field, inference."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffloc.models.phi import Phi, build_phi, phi_loss, predict_kde
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    return Phi(**{"width": 8, "hr_width": 4, "dilations": [1, 2, 4, 8, 16], **kw})
+
+
+def test_shapes_and_output_range():
+    model = _model().eval()
+    x = torch.randn(3, 1, 20, 20) * 10
+    assert model(x).shape == (3, 1, 80, 80)
+    yhat = model.predict(x)
+    assert yhat.min() >= 0 and yhat.max() <= 1
+
+
+def test_channels_last_gives_the_same_output():
+    model = _model().eval()
+    x = torch.randn(2, 1, 20, 20)
+    a = model(x)
+    b = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_loss_is_taken_before_the_clamp():
+    model = _model()
+    with torch.no_grad():
+        model.out.bias.fill_(-5.0)  # every output far below 0: the clamp would kill the gradient
+    batch = {"photons": torch.randn(2, 1, 20, 20), "y": torch.rand(2, 1, 80, 80)}
+    phi_loss(model, batch, torch.Generator()).backward()
+    assert model.out.bias.grad.abs().item() > 0
+
+
+def test_dilated_context_sees_the_whole_image():
+    model = _model().eval()
+    x = torch.zeros(1, 1, 20, 20)
+    base = model(x)
+    x[0, 0, 0, 0] = 50.0  # one bright corner pixel
+    changed = (model(x) - base).abs()[0, 0]
+    assert changed[-4:, -4:].max() > 0  # the opposite corner responds
+
+
+def test_config_builds_the_configured_widths():
+    cfg = {"width": 6, "hr_width": 3, "dilations": [1, 2], "activation": "relu"}
+    model = build_phi(cfg, 4)
+    assert model.context[0][0].out_channels == 6 and len(model.context) == 2
+    assert model.refine[0][0].out_channels == 3
+    with pytest.raises(ValueError, match="4x"):
+        build_phi(cfg, 2)
+    with pytest.raises(ValueError, match="activation"):
+        build_phi({**cfg, "activation": "tanh"}, 4)
+
+
+def test_predict_kde_batches_and_matches_one_pass():
+    model = _model().eval()
+    photons = np.random.default_rng(0).poisson(3.0, (7, 20, 20)).astype(np.float32)
+    a = predict_kde(model, photons, 3, torch.device("cpu"))
+    b = predict_kde(model, photons, 7, torch.device("cpu"))
+    assert a.shape == (7, 80, 80) and a.dtype == np.float32
+    np.testing.assert_allclose(a, b, atol=1e-6)

@@ -1,0 +1,73 @@
+"""What the report records about a run: its datasets, software versions, config, and the
+`snakemake --report` call the report rule makes."""
+
+import sys
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from test_workflow import load_script
+
+from diffloc.config import shard_config
+from diffloc.io import write_shard
+from diffloc.provenance import DATASET_COLUMNS, dataset_table, package_versions
+from diffloc.simulate import simulate_shard
+
+
+@pytest.fixture
+def shards(tmp_path, tiny_config):
+    """(npz, parquet) of phi_train shards 0-2 (10 + 10 + 4 images) and isolated_1000 shard 0."""
+    out = []
+    for split, shard in (
+        ("phi_train", 0),
+        ("phi_train", 1),
+        ("phi_train", 2),
+        ("isolated_1000", 0),
+    ):
+        npz, parquet = tmp_path / f"{split}_{shard}.npz", tmp_path / f"{split}_{shard}.parquet"
+        write_shard(simulate_shard(shard_config(tiny_config, split, shard)), npz, parquet)
+        out.append((npz, parquet))
+    return out
+
+
+def test_dataset_table_counts_each_split(shards):
+    table = dataset_table(shards).set_index("split")
+    assert list(table.reset_index().columns) == list(DATASET_COLUMNS)
+    assert table.loc["phi_train", ["shards", "images", "emitters"]].tolist() == [3, 24, 240]
+    assert table.loc["isolated_1000", ["shards", "images", "emitters"]].tolist() == [1, 5, 5]
+    assert table.loc["phi_train", "emitters_per_image"] == 10
+    assert table.loc["isolated_1000", "photons_per_emitter"] == 1000
+
+
+def test_dataset_table_needs_a_shard():
+    with pytest.raises(ValueError, match="at least one shard"):
+        dataset_table([])
+
+
+def test_package_versions_cover_every_dependency():
+    versions = package_versions()
+    assert versions["torch"] == torch.__version__
+    assert {"python", "diffloc", "numpy", "snakemake", "matplotlib"} <= set(versions)
+
+
+def test_run_info_writes_config_versions_and_datasets(tmp_path, shards, tiny_config):
+    out = {name: tmp_path / "report" / name for name in ("config.yaml", "v.tsv", "d.tsv")}
+    npz, parquet = zip(*shards, strict=True)
+    load_script("run_info").run(tiny_config, list(npz), list(parquet), *map(str, out.values()))
+    assert yaml.safe_load(out["config.yaml"].read_text()) == tiny_config
+    versions = pd.read_csv(out["v.tsv"], sep="\t")
+    assert list(versions.columns) == ["package", "version"] and "torch" in set(versions.package)
+    assert pd.read_csv(out["d.tsv"], sep="\t")["images"].tolist() == [24, 5]
+
+
+def test_report_rule_calls_snakemake_report_on_its_targets(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    command = load_script("report").report_command(
+        "/repo/Snakefile", "results/r/report/config.yaml", ["a.png", "b.tsv", "a.png"], "r.html"
+    )
+    assert command == [
+        *(sys.executable, "-m", "snakemake", "--snakefile", "/repo/Snakefile"),
+        *("--directory", str(tmp_path), "--configfile", "results/r/report/config.yaml"),
+        *("--report", "r.html", "a.png", "b.tsv"),
+    ]

@@ -1,0 +1,120 @@
+# phi's evaluation: LoG localisation on yhat and (oracle) on the true y0, the photon sweep
+# against the Cramer-Rao bound, phi's target checks and Figure 5.
+
+rule localize:
+    input:
+        kde=kde_inputs,
+        npz=lambda wc: shard_files(wc.split, "npz"),
+        parquet=lambda wc: shard_files(wc.split, "parquet"),
+    output:
+        table=f"{RUN}/localizations/{{source}}/{{split}}.parquet",
+        metrics=f"{METRICS}/localization/{{source}}/{{split}}.csv",
+    params:
+        config={k: config[k] for k in ("localize", "kde", "geometry")},
+        photons=lambda wc: split_photons(wc.split),
+    wildcard_constraints:
+        source="phi|oracle",
+        split="|".join(LOCALIZE_SPLITS),
+    log:
+        f"{RUN}/logs/localize/{{source}}/{{split}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/localize/{{source}}/{{split}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/localize_split.py"
+
+
+rule photon_sweep:
+    input:
+        tables=[f"{RUN}/localizations/phi/{s}.parquet" for s in ISOLATED],
+        npz=[f for s in ISOLATED for f in shard_files(s, "npz")],
+        parquet=[f for s in ISOLATED for f in shard_files(s, "parquet")],
+    output:
+        report_item(f"{METRICS}/photon_sweep.csv", "photon_sweep", "Metrics"),
+    params:
+        photons=[SPLITS[s].photons["value"] for s in ISOLATED],
+        shards=[list(zip(shard_files(s, "npz"), shard_files(s, "parquet"))) for s in ISOLATED],
+        sigma_x=config["psf"]["sigma_x"],
+        background=config["psf"]["background"],
+        pixel_size_nm=config["geometry"]["pixel_size_nm"],
+    log:
+        f"{RUN}/logs/photon_sweep.log",
+    benchmark:
+        f"{RUN}/benchmarks/photon_sweep.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/photon_sweep.py"
+
+
+rule phi_targets:
+    input:
+        metrics=[
+            f"{METRICS}/localization/{source}/{split}.csv"
+            for source in ("phi", "oracle")
+            for split in LOCALIZE_SPLITS
+        ],
+        sweep=f"{METRICS}/photon_sweep.csv",
+    output:
+        localization=report_item(f"{METRICS}/localization.csv", "localization", "Metrics"),
+        targets=report_item(f"{METRICS}/phi_targets.csv", "phi_targets", "Metrics"),
+    params:
+        targets=config["phi"]["targets"],
+    log:
+        f"{RUN}/logs/phi_targets.log",
+    benchmark:
+        f"{RUN}/benchmarks/phi_targets.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/phi_targets.py"
+
+
+rule fig5:
+    input:
+        sweep=f"{METRICS}/photon_sweep.csv",
+        localization=f"{METRICS}/localization.csv",
+    output:
+        png=report_item(
+            f"{RUN}/figures/fig5.png",
+            "fig5",
+            "Figures",
+            labels={"figure": "5", "shows": "localisation error vs CRLB"},
+        ),
+        pdf=f"{RUN}/figures/fig5.pdf",
+    params:
+        sigma_y=config["kde"]["sigma_y"],
+    log:
+        f"{RUN}/logs/fig5.log",
+    benchmark:
+        f"{RUN}/benchmarks/fig5.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/fig5.py"
+
+
+STUDY_TARGETS += [
+    f"{METRICS}/localization.csv",
+    f"{METRICS}/phi_targets.csv",
+    f"{METRICS}/photon_sweep.csv",
+    f"{RUN}/figures/fig5.png",
+    f"{RUN}/figures/fig5.pdf",
+]

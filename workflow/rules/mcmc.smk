@@ -1,0 +1,115 @@
+# MCMC reference posterior of isolated emitters (SPEC 6): one job per (setting, set, chunk),
+# a summary table, and Figure 2.
+from diffloc.mcmc_plan import (
+    chunk_config,
+    chunk_ids,
+    chunk_mem_mb,
+    chunk_runtime,
+    chunk_shards,
+    figure_spec,
+    mcmc_sets,
+)
+
+MCMC_SETTINGS = list(config["mcmc"]["settings"])
+MCMC_SETS = mcmc_sets(config)
+MCMC = f"{RUN}/mcmc/{{setting}}/{{set}}/{{chunk}}"  # + .parquet | .npz | .diagnostics.csv
+MCMC_CHUNKS = [
+    MCMC.format(setting=setting, set=set_name, chunk=chunk)
+    for setting in MCMC_SETTINGS
+    for set_name in MCMC_SETS
+    for chunk in chunk_ids(config)
+]
+MCMC_DIAGNOSTICS = [f"{chunk}.diagnostics.csv" for chunk in MCMC_CHUNKS]
+FIG2 = figure_spec(config)
+FIG2_CHUNKS = [
+    MCMC.format(setting=s, set=FIG2["set"], chunk=FIG2["chunk"]) for s in MCMC_SETTINGS
+]
+
+STUDY_TARGETS += [
+    *(f"{chunk}{ext}" for ext in (".parquet", ".npz", ".diagnostics.csv") for chunk in MCMC_CHUNKS),
+    f"{RUN}/metrics/mcmc.csv",
+    f"{RUN}/figures/fig2.png",
+    f"{RUN}/figures/fig2.pdf",
+]
+
+
+rule mcmc:
+    wildcard_constraints:
+        setting="|".join(MCMC_SETTINGS),
+        set="|".join(MCMC_SETS),
+        chunk=r"\d{4}",
+    input:
+        npz=lambda w: [f"{RUN}/data/{w.set}/{s}.npz" for s in chunk_shards(config, int(w.chunk))],
+        parquet=lambda w: [
+            f"{RUN}/data/{w.set}/{s}.parquet" for s in chunk_shards(config, int(w.chunk))
+        ],
+    output:
+        chains=f"{MCMC}.parquet",
+        maps=f"{MCMC}.npz",
+        diagnostics=f"{MCMC}.diagnostics.csv",
+    params:
+        chunk=lambda w: chunk_config(config, w.setting, w.set, int(w.chunk)),
+    log:
+        f"{RUN}/logs/mcmc/{{setting}}/{{set}}/{{chunk}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/mcmc/{{setting}}/{{set}}/{{chunk}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=lambda w: chunk_mem_mb(config, w.setting),
+        runtime=lambda w: chunk_runtime(config, w.setting),
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/mcmc_chunk.py"
+
+
+rule mcmc_summary:
+    input:
+        diagnostics=MCMC_DIAGNOSTICS,
+    output:
+        csv=report_item(f"{RUN}/metrics/mcmc.csv", "mcmc", "Metrics"),
+    log:
+        f"{RUN}/logs/mcmc_summary.log",
+    benchmark:
+        f"{RUN}/benchmarks/mcmc_summary.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/mcmc_summary.py"
+
+
+rule fig2:
+    input:
+        npz=f"{RUN}/data/{FIG2['set']}/{FIG2['shard']}.npz",
+        parquet=f"{RUN}/data/{FIG2['set']}/{FIG2['shard']}.parquet",
+        chains=[f"{chunk}.parquet" for chunk in FIG2_CHUNKS],
+        maps=[f"{chunk}.npz" for chunk in FIG2_CHUNKS],
+        diagnostics=[f"{chunk}.diagnostics.csv" for chunk in FIG2_CHUNKS],
+    output:
+        png=report_item(
+            f"{RUN}/figures/fig2.png",
+            "fig2",
+            "Figures",
+            labels={"figure": "2", "shows": "MCMC posterior"},
+        ),
+        pdf=f"{RUN}/figures/fig2.pdf",
+    params:
+        figure=FIG2,
+        settings=config["mcmc"]["settings"],
+        geometry=config["geometry"],
+    log:
+        f"{RUN}/logs/fig2.log",
+    benchmark:
+        f"{RUN}/benchmarks/fig2.tsv"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=5,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/fig2.py"

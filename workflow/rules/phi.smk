@@ -1,0 +1,55 @@
+# phi: train the KDE network on phi_train, then predict yhat for every split later stages use.
+
+STUDY_TARGETS += [f for split in YHAT_SPLITS for f in yhat_files(split)]
+
+
+rule train_phi:
+    input:
+        train=shard_files("phi_train", "npz"),
+        val=shard_files("val", "npz"),
+    output:
+        model=f"{RUN}/models/phi.pt",
+        log_csv=f"{RUN}/logs/phi_train.csv",
+    params:
+        phi=config["phi"],
+        seed=config["seed"],
+        upsample=config["geometry"]["upsample"],
+        checkpoint=f"{RUN}/models/phi.ckpt",
+    log:
+        f"{RUN}/logs/train_phi.log",
+    benchmark:
+        f"{RUN}/benchmarks/train_phi.tsv"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/train_phi.py"
+
+
+rule infer_phi:
+    input:
+        model=f"{RUN}/models/phi.pt",
+        npz=f"{RUN}/data/{{split}}/{{shard}}.npz",
+    output:
+        f"{RUN}/yhat/{{split}}/{{shard}}.npz",
+    params:
+        batch_size=config["phi"]["infer_batch_size"],
+        device=config["phi"]["train"]["device"],
+    wildcard_constraints:
+        split="|".join(YHAT_SPLITS),
+    log:
+        f"{RUN}/logs/infer_phi/{{split}}/{{shard}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/infer_phi/{{split}}/{{shard}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/infer_phi.py"
