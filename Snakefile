@@ -32,6 +32,7 @@ include: "workflow/rules/psi.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/mcmc.smk"
+include: "workflow/rules/calibration.smk"
 
 
 rule all:

@@ -1,6 +1,7 @@
 """Shared fixtures: the repository's configs and schema, and a tiny config for fast workflow runs."""
 
 import copy
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,18 @@ def tiny(config: dict, run: str = "tiny") -> dict:
     diffusion["sampler"].update(steps=3, k=4, batch_size=8)
     diffusion["summary"]["raw_samples"] = 2
     config["posterior"].update(test_images=6, isolated_images=4, chunk_size=3, figure_images=2)
+    calibration = config["calibration"]
+    calibration.update(val_images=2, bootstrap=50)
+    calibration["localization"]["samples"] = 2
+    calibration["ablation"].update(
+        samplers=["ancestral", "ddim"],
+        steps=[2, 3],
+        k=[2, 4],
+        test_images=1,
+        isolated_images=1,
+        photons=200,
+        batch_size=8,
+    )
     return config
 
 
@@ -85,3 +98,13 @@ def load_workflow(configfile: Path | None = None):
             workdir=REPO,
         )
         return workflow_api._workflow
+
+
+def load_script(name: str):
+    """A rule script of workflow/scripts/ imported as a module (its plain run() is then testable)."""
+    spec = importlib.util.spec_from_file_location(
+        name, REPO / "workflow" / "scripts" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

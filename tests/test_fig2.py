@@ -1,26 +1,15 @@
 """Figure 2: built by its rule script from tiny MCMC outputs, readable without the paper."""
 
-import importlib.util
-
 import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 
-from conftest import REPO
+from conftest import load_script
 from diffloc.config import shard_config
 from diffloc.figures.fig2 import PosteriorRow, figure2
 from diffloc.io import write_shard
 from diffloc.mcmc_plan import chunk_config, figure_spec
 from diffloc.simulate import simulate_shard
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(
-        name, REPO / "workflow" / "scripts" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _texts(fig):

@@ -2,7 +2,6 @@
 Monte Carlo error, bad inputs, config checks, and the workflow's plan."""
 
 import copy
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, tiny
+from conftest import REPO, load_script, tiny
 from diffloc.config import ConfigError, shard_config, validate_config
 from diffloc.io import ShardError, read_shard, write_shard
 from diffloc.mcmc import kde_factors
@@ -32,15 +31,6 @@ with warnings.catch_warnings():
     import arviz as az
 
 Z_MAX = 5.0  # per pixel; ~1500 correlated pixel checks per comparison
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(
-        name, REPO / "workflow" / "scripts" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _shards(config, set_name, root):

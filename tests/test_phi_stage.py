@@ -1,32 +1,21 @@
 """phi's rule scripts on tiny data: train, infer, localise, photon sweep, targets, Figure 5."""
 
-import importlib.util
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, SCHEMA_PATH, tiny
+from conftest import REPO, SCHEMA_PATH, load_script, tiny
 from diffloc.config import load_config, shard_config
 from diffloc.io import read_shard, read_yhat
 from diffloc.localize import detector_settings
-
-
-def script(name):
-    spec = importlib.util.spec_from_file_location(
-        name, REPO / "workflow" / "scripts" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
     config = tiny(load_config(REPO / "config" / "config.yaml", SCHEMA_PATH))
     root = tmp_path_factory.mktemp("phi_stage")
-    simulate = script("simulate_shard")
+    simulate = load_script("simulate_shard")
     files = {}
     for split in ("phi_train", "val", "test", "isolated_200", "isolated_1000"):
         files[split] = []
@@ -35,7 +24,7 @@ def stage(tmp_path_factory):
             simulate.run(shard_config(config, split, shard), str(npz), str(parquet))
             files[split].append((str(npz), str(parquet)))
     phi = config["phi"]
-    script("train_phi").run(
+    load_script("train_phi").run(
         phi,
         config["seed"],
         4,
@@ -63,7 +52,7 @@ def test_training_writes_model_and_log_and_drops_the_checkpoint(stage):
 def test_inference_writes_yhat_with_provenance(stage):
     _, root, files = stage
     out = root / "yhat_test.npz"
-    script("infer_phi").run(str(root / "phi.pt"), files["test"][0][0], str(out), 4, "cpu", 1)
+    load_script("infer_phi").run(str(root / "phi.pt"), files["test"][0][0], str(out), 4, "cpu", 1)
     yhat, meta = read_yhat(out)
     shard = read_shard(files["test"][0][0])
     assert yhat.shape == shard.y.shape and yhat.min() >= 0 and yhat.max() <= 1
@@ -72,13 +61,13 @@ def test_inference_writes_yhat_with_provenance(stage):
 
 def test_localisation_sweep_targets_and_figure(stage):
     config, root, files = stage
-    loc = script("localize_split")
+    loc = load_script("localize_split")
     settings = detector_settings(config)
     metrics = []
     for split in ("test", "isolated_200", "isolated_1000"):
         npz, parquet = files[split][0]
         yhat_path = root / f"yhat_{split}.npz"
-        script("infer_phi").run(str(root / "phi.pt"), npz, str(yhat_path), 4, "cpu", 1)
+        load_script("infer_phi").run(str(root / "phi.pt"), npz, str(yhat_path), 4, "cpu", 1)
         for source, kde in (("phi", str(yhat_path)), ("oracle", npz)):
             out = root / f"{source}_{split}"
             loc.run(
@@ -103,7 +92,7 @@ def test_localisation_sweep_targets_and_figure(stage):
     assert {"image", "shard", "u_nm", "truth", "error_nm"} <= set(table.columns)
 
     sweep = root / "sweep.csv"
-    script("photon_sweep").run(
+    load_script("photon_sweep").run(
         [200, 1000],
         [str(root / "phi_isolated_200.parquet"), str(root / "phi_isolated_1000.parquet")],
         [files["isolated_200"], files["isolated_1000"]],
@@ -116,12 +105,12 @@ def test_localisation_sweep_targets_and_figure(stage):
     assert list(rows["photons"]) == [200, 1000]
     assert rows.loc[0, "crlb_nm"] > rows.loc[1, "crlb_nm"]  # more photons, tighter bound
     targets = config["phi"]["targets"]
-    script("phi_targets").run(
+    load_script("phi_targets").run(
         metrics, str(sweep), targets, "test", str(root / "loc.csv"), str(root / "targets.csv")
     )
     checks = pd.read_csv(root / "targets.csv")
     assert list(checks["target"]) == ["precision", "recall_gap", "rmse_over_crlb"]
-    script("fig5").run(
+    load_script("fig5").run(
         str(sweep), str(root / "loc.csv"), 3.0, str(root / "fig5.png"), str(root / "fig5.pdf")
     )
     assert (root / "fig5.png").stat().st_size > 10_000 and (root / "fig5.pdf").is_file()

@@ -1,7 +1,6 @@
 """The Snakemake workflow: config errors stop a dry run, shards are identical on 1 and 2 cores."""
 
 import hashlib
-import importlib.util
 import os
 import re
 import subprocess
@@ -10,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, load_script
 from diffloc.config import shard_config
 from diffloc.io import read_shard
 
@@ -31,15 +30,6 @@ def digests(root):
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.suffix in (".npz", ".parquet")
     }
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(
-        name, REPO / "workflow" / "scripts" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(

@@ -130,6 +130,7 @@ def check_consistency(config: dict) -> None:
         )
     _check_mcmc(config)
     _check_diffusion(config)
+    _check_calibration(config)
 
 
 SCHEDULE_PARAMS = {"linear": ("beta_start", "beta_end"), "cosine": ("offset", "max_beta")}
@@ -229,6 +230,88 @@ def _check_mcmc(config: dict) -> None:
             f"config key 'mcmc.figure.image' ({figure['image']}) must be < mcmc.n_images "
             f"({mc['n_images']})"
         )
+
+
+def _check_calibration(config: dict) -> None:
+    """Cross-field checks of the `calibration` section against the posterior it scores."""
+    cal, summary = config["calibration"], config["diffusion"]["summary"]
+    stored = summary["quantiles"]
+
+    def stored_level(q: float) -> bool:
+        return any(abs(q - s) <= 1e-9 for s in stored)
+
+    needed = sorted({0.5} | {round(f(c), 12) for c in cal["levels"] for f in _TAILS})
+    missing = [q for q in needed if not stored_level(q)]
+    if missing:
+        raise ConfigError(
+            f"config key 'calibration.levels' {cal['levels']} needs the quantiles {missing} "
+            f"(and the median 0.5) in diffusion.summary.quantiles ({stored})"
+        )
+    for key, value in (
+        ("recalibration_level", cal["recalibration_level"]),
+        ("targets.coverage_level", cal["targets"]["coverage_level"]),
+    ):
+        if not any(abs(value - c) <= 1e-9 for c in cal["levels"]):
+            raise ConfigError(
+                f"config key 'calibration.{key}' ({value}) must be one of calibration.levels "
+                f"{cal['levels']}"
+            )
+    low, high = cal["targets"]["std_ratio"]
+    if low > high:
+        raise ConfigError(
+            f"config key 'calibration.targets.std_ratio' must be [low, high]: {[low, high]}"
+        )
+    if summary["raw_samples"] < 2:
+        raise ConfigError(
+            f"config key 'diffusion.summary.raw_samples' ({summary['raw_samples']}) must be >= 2: "
+            "the calibration's CRPS and localisation spreads need raw samples"
+        )
+    if cal["localization"]["samples"] > summary["raw_samples"]:
+        raise ConfigError(
+            f"config key 'calibration.localization.samples' ({cal['localization']['samples']}) "
+            f"exceeds diffusion.summary.raw_samples ({summary['raw_samples']})"
+        )
+    val_n = config["simulation"]["splits"]["val"]["n_images"]
+    if cal["val_images"] > val_n:
+        raise ConfigError(
+            f"config key 'calibration.val_images' ({cal['val_images']}) exceeds the {val_n} "
+            "images of the val split"
+        )
+    abl, mc = cal["ablation"], config["mcmc"]
+    T = config["diffusion"]["schedule"]["T"]
+    if max(abl["steps"]) > T:
+        raise ConfigError(
+            f"config key 'calibration.ablation.steps' {abl['steps']} exceeds diffusion.schedule.T ({T})"
+        )
+    if abl["batch_size"] < max(abl["k"]):
+        raise ConfigError(
+            f"config key 'calibration.ablation.batch_size' ({abl['batch_size']}) is below "
+            f"max(calibration.ablation.k) ({max(abl['k'])}): batches hold whole images"
+        )
+    test_n = config["simulation"]["splits"]["test"]["n_images"]
+    if abl["test_images"] > test_n:
+        raise ConfigError(
+            f"config key 'calibration.ablation.test_images' ({abl['test_images']}) exceeds the "
+            f"{test_n} images of the test split"
+        )
+    if abl["photons"] not in config["simulation"]["isolated"]["photons"]:
+        raise ConfigError(
+            f"config key 'calibration.ablation.photons' ({abl['photons']}) is not one of "
+            f"simulation.isolated.photons {config['simulation']['isolated']['photons']}"
+        )
+    if abl["isolated_images"] > mc["n_images"]:
+        raise ConfigError(
+            f"config key 'calibration.ablation.isolated_images' ({abl['isolated_images']}) "
+            f"exceeds mcmc.n_images ({mc['n_images']}): they are compared with the MCMC"
+        )
+    if not any(s["beta"] == 1 for s in mc["settings"].values()):
+        raise ConfigError(
+            "config key 'mcmc.settings' has no setting with beta = 1: the calibration compares "
+            "psi with the true posterior"
+        )
+
+
+_TAILS = (lambda c: (1.0 - c) / 2.0, lambda c: (1.0 + c) / 2.0)
 
 
 def load_config(path: str | Path, schema_path: str | Path) -> dict:

@@ -101,3 +101,56 @@ def chunk_images(wildcards):
     size = POSTERIOR["chunk_size"]
     start = int(wildcards.chunk) * size
     return [start, min(start + size, POSTERIOR_SETS[wildcards.set])]
+
+
+# calibration of psi's uncertainty (calibration.smk): psi also samples the first validation
+# images (posterior/val/), on which the recalibration and phi's constant sigma are fitted
+CALIBRATION = config["calibration"]
+POSTERIOR_SETS["val"] = CALIBRATION["val_images"]
+CALIBRATION_DIR = f"{RUN}/calibration"
+
+
+def split_head_files(split, n, ext):
+    """The shard files (`ext`: npz | parquet) of `split` holding its first n images, in order."""
+    size = SPLITS[split].shard_size
+    return shard_files(split, ext)[: -(-n // size)]
+
+
+def split_head_yhat(split, n):
+    """phi's yhat files of `split` holding its first n images, in order."""
+    return yhat_files(split)[: -(-n // SPLITS[split].shard_size)]
+
+
+def mcmc_set_maps(setting, set_name):
+    """MCMC push-forward map files (every chunk, in order) of `set_name` under `setting`."""
+    from diffloc.mcmc_plan import chunk_ids
+
+    return [f"{RUN}/mcmc/{setting}/{set_name}/{chunk}.npz" for chunk in chunk_ids(config)]
+
+
+def mcmc_reference_setting():
+    """Name of the first MCMC setting with beta = 1 (the true posterior)."""
+    return next(n for n, s in config["mcmc"]["settings"].items() if s["beta"] == 1)
+
+
+def ablation_kinds():
+    """The `{sampler}` wildcard of the ablation: the grid's kinds, then the study's own."""
+    kinds = list(CALIBRATION["ablation"]["samplers"])
+    own = config["diffusion"]["sampler"]["kind"]
+    return kinds if own in kinds else [*kinds, own]
+
+
+def calibration_mem_mb(n_images):
+    """Memory (MB) of a calibration job holding n_images posterior summaries: per image its
+    quantile maps, raw samples and a few maps, as float32 with float64 working copies."""
+    summary = config["diffusion"]["summary"]
+    side = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
+    maps = len(summary["quantiles"]) + summary["raw_samples"] + 4
+    return 1000 + int(24 * maps * side * side * n_images / 1e6)
+
+
+def psi_training_config():
+    """What psi's training depends on: geometry and the diffusion section without the sampler
+    and the summaries (changing how samples are drawn or summarised does not retrain psi)."""
+    diffusion = {k: v for k, v in config["diffusion"].items() if k not in ("sampler", "summary")}
+    return {"geometry": config["geometry"], "diffusion": diffusion}

@@ -9,7 +9,7 @@ rule train_phi:
         val=shard_files("val", "npz"),
     output:
         model=f"{RUN}/models/phi.pt",
-        log_csv=f"{RUN}/logs/phi_train.csv",
+        log_csv=report_item(f"{RUN}/logs/phi_train.csv", "phi_train", "Training"),
     params:
         phi=config["phi"],
         seed=config["seed"],

@@ -14,7 +14,7 @@ rule train_psi:
         model=f"{RUN}/models/psi.pt",
         log_csv=report_item(f"{RUN}/logs/psi_train.csv", "psi_train", "Training"),
     params:
-        psi={k: config[k] for k in ("geometry", "diffusion")},
+        psi=psi_training_config(),
         seed=config["seed"],
         checkpoint=f"{RUN}/models/psi.ckpt",
     log:
@@ -123,3 +123,30 @@ rule fig4:
 
 
 STUDY_TARGETS += [f"{RUN}/figures/fig{i}.{ext}" for i in (3, 4) for ext in ("png", "pdf")]
+
+
+rule psi_metrics:
+    input:
+        posterior=posterior_files("test"),
+        npz=shard_files("test", "npz"),
+        yhat=yhat_files("test"),
+    output:
+        report_item(f"{METRICS}/psi.csv", "psi_metrics", "Metrics"),
+    params:
+        floor=config["calibration"]["support_floor"],
+        max_mse_ratio=POSTERIOR["max_mse_ratio"],
+    log:
+        f"{RUN}/logs/psi_metrics.log",
+    benchmark:
+        f"{RUN}/benchmarks/psi_metrics.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/psi_metrics.py"
+
+
+STUDY_TARGETS += [f"{METRICS}/psi.csv"]

@@ -19,7 +19,8 @@ def make_fig4(
 ) -> plt.Figure:
     """One row per image (arrays [N, ...]); KDE columns share the [0, 1] scale, std has its own."""
     n = len(x)
-    fig, axes = plt.subplots(n, 5, figsize=(15.0, 2.9 * n), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(n, 5, figsize=(15.5, 2.9 * n), layout="constrained", squeeze=False)
+    fig.get_layout_engine().set(w_pad=0.12)
     std_max = float(np.max(std))
     for i in range(n):
         cols = [

@@ -1,0 +1,409 @@
+"""The calibration stage: its tables on constructed inputs with known answers, and every rule
+script (calibration_*, ablation, fig6, fig7) through its plain run() on tiny data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import REPO, SCHEMA_PATH, load_script, tiny
+from diffloc import calibration as cal
+from diffloc.ablation import Run, grid, recommend, subsample_rows, timing_rows
+from diffloc.calibration_stage import (
+    DenseSet,
+    IsolatedSet,
+    calibration_targets,
+    coverage_study,
+    mcmc_per_image,
+    mcmc_summary,
+)
+from diffloc.config import load_config, shard_config
+from diffloc.io import read_shard, save_npz
+from diffloc.mcmc_stage import FORMAT
+from diffloc.models.diffusion import build_psi
+from diffloc.posterior import save_posterior, summarize
+from diffloc.training import save_model
+
+QUANTILES = (0.025, 0.05, 0.1, 0.16, 0.25, 0.5, 0.75, 0.84, 0.9, 0.95, 0.975)
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+
+
+# ----- tables on constructed inputs ----------------------------------------------------------
+def test_mcmc_tables_align_images_and_recover_a_known_ratio():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0.01, 0.05, (4, 12, 12))
+    y0 = np.zeros((3, 12, 12))
+    y0[:, 3:9, 3:9] = 0.5  # support
+    maps = {"std": ref[[1, 3]], "mean": np.zeros((2, 12, 12)), "image": np.array([1, 3])}
+    # psi sampled images 0..2; the MCMC images 1 and 3: only image 1 is in both
+    std = np.zeros((3, 12, 12))
+    std[1] = 0.5 * ref[1]
+    sets = [
+        IsolatedSet("isolated_200", 200.0, y0, y0, std, {"default": (1.0, maps)}),
+        IsolatedSet(
+            "isolated_500", 500.0, y0, y0, std, {"default": (1.0, maps), "paper": (0.2, maps)}
+        ),
+    ]
+    per_image = mcmc_per_image(sets, floor=0.1)
+    assert per_image["image"].tolist() == [1, 1, 1]
+    np.testing.assert_allclose(per_image["ratio"], 0.5)
+    np.testing.assert_allclose(per_image["pearson"], 1.0)
+    assert per_image["n_support"].tolist() == [36] * 3
+    summary = mcmc_summary(per_image, 100, np.random.default_rng(1))
+    assert summary["set"].tolist() == ["isolated_200", "isolated_500", "all", "isolated_500", "all"]
+    np.testing.assert_allclose(summary[["median_ratio", "ratio_lo", "ratio_hi"]], 0.5)
+    assert np.isnan(summary.loc[summary["set"] == "all", "photons"]).all()
+
+
+def dense_case(width, seed, n=12, k=200, side=16):
+    """A DenseSet whose truth is a draw from N(mu, s^2) per pixel and whose K samples come from
+    N(mu, (width s)^2); phi's yhat = mu."""
+    rng = np.random.default_rng(seed)
+    mu = rng.uniform(0.2, 0.8, (n, side, side))
+    s = rng.uniform(0.02, 0.08, (n, side, side))
+    y0 = mu + s * rng.standard_normal(mu.shape)
+    samples = mu[:, None] + width * s[:, None] * rng.standard_normal((n, k, side, side))
+    summary = summarize(samples.astype(np.float32), QUANTILES, k)
+    return DenseSet(
+        y0,
+        mu,
+        summary["mean"],
+        summary["std"],
+        summary["quantiles"],
+        summary["quantile_levels"],
+        summary["samples"],
+    )
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5])
+def test_coverage_study_recalibrates_on_validation_and_checks_on_test(width):
+    val, test = dense_case(width, seed=1), dense_case(width, seed=2)
+    edges = np.linspace(-5, 5, 21)
+    result = coverage_study(test, val, LEVELS, 0.9, 0.05, 200, np.random.default_rng(3), edges)
+    table = result.table.set_index("method")
+    assert list(table.index) == ["psi", "psi_recalibrated", "phi_const_sigma"]
+    k = test.samples.shape[1]
+    if width == 1.0:  # the true posterior: nominal coverage (order statistics), scale ~ 1
+        for c in LEVELS:
+            assert abs(table.loc["psi", f"coverage_{100 * c:g}"] - c * (k - 1) / (k + 1)) < 0.02
+        assert table.loc["psi_recalibrated", "fitted"] == pytest.approx(1.0, abs=0.08)
+        assert table.loc["psi", "z_std"] == pytest.approx(1.0, abs=0.05)
+    else:  # twice too narrow: coverage_90 ~ 0.59, fixed by a scale ~ 2 fitted on validation
+        assert table.loc["psi", "coverage_90"] == pytest.approx(0.59, abs=0.03)
+        assert table.loc["psi_recalibrated", "fitted"] == pytest.approx(2.0, rel=0.1)
+        assert table.loc["psi", "z_std"] == pytest.approx(2.0, rel=0.06)
+    assert table.loc["psi_recalibrated", "coverage_90"] == pytest.approx(0.9, abs=0.02)
+    assert table.loc["psi_recalibrated", "z_std"] == pytest.approx(1.0, abs=0.08)
+    # phi + constant sigma: sigma is the RMS of the per-pixel stds, too wide for some pixels
+    # and too narrow for others; the diffusion posterior with the right spread has lower CRPS
+    assert table.loc["phi_const_sigma", "fitted"] == pytest.approx(0.053, rel=0.1)
+    if width == 1.0:
+        assert table.loc["psi", "crps"] < table.loc["phi_const_sigma", "crps"]
+    assert table.loc["psi", "n_pixels"] == test.y0.size
+    rel = result.reliability
+    assert sorted(rel["nominal"].unique()) == [0.5, 0.68, 0.8, 0.9, 0.95]
+    assert ((rel["lo"] <= rel["empirical"]) & (rel["empirical"] <= rel["hi"])).all()
+    for _, h in result.z_hist.groupby("method"):
+        assert (h["density"] * (h["right"] - h["left"])).sum() == pytest.approx(1.0)
+
+
+def test_targets_pass_and_fail_on_constructed_tables():
+    mcmc = pd.DataFrame(
+        {
+            "setting": ["default", "default", "paper"],
+            "beta": [1.0, 1.0, 0.2],
+            "set": ["isolated_200", "all", "all"],
+            "photons": [200.0, np.nan, np.nan],
+            "median_ratio": [1.1, 0.5, 0.3],
+            "ratio_lo": [1.0, 0.4, 0.2],
+            "ratio_hi": [1.2, 0.6, 0.4],
+        }
+    )
+    coverage = pd.DataFrame(
+        {
+            "method": ["psi", "psi_recalibrated"],
+            "fitted": [1.0, 2.0],
+            "coverage_90": [0.6, 0.91],
+            "coverage_90_lo": [0.55, 0.88],
+            "coverage_90_hi": [0.65, 0.93],
+        }
+    )
+    targets = {"std_ratio": [0.8, 1.25], "coverage_level": 0.9, "coverage_tolerance": 0.05}
+    out = calibration_targets(mcmc, coverage, targets).set_index(["target", "method", "set"])
+    assert out.loc[("std_ratio_mcmc", "psi", "all"), "passed"] == False  # noqa: E712
+    assert out.loc[("std_ratio_mcmc_by_photons", "psi", "isolated_200"), "passed"] == True  # noqa: E712
+    row = out.loc[("std_ratio_mcmc", "psi_recalibrated", "all")]
+    assert row["measured"] == pytest.approx(1.0) and row["passed"]
+    assert not out.loc[("coverage_90", "psi", "test"), "passed"]
+    assert out.loc[("coverage_90", "psi_recalibrated", "test"), "passed"]
+    assert "paper" not in " ".join(out["description"])  # only the beta = 1 reference counts
+
+
+def test_ablation_grid_subsamples_timings_and_recommendation():
+    cfg = {"samplers": ["ancestral", "ddim"], "steps": [10, 20], "spacing": "logsnr"}
+    cfg["ddim_eta"] = 0.5
+    runs = grid(cfg, {"kind": "dpmpp_2m", "steps": 20, "spacing": "logsnr"})
+    assert [(r.kind, r.steps) for r in runs] == [
+        ("ancestral", 10),
+        ("ancestral", 20),
+        ("ddim", 10),
+        ("ddim", 20),
+        ("dpmpp_2m", 20),
+    ]
+    assert runs[2].eta == 0.5 and runs[0].eta == 0.0 and runs[2].sampler().eta == 0.5
+    # the reference is not repeated when the grid holds it
+    assert len(grid(cfg, {"kind": "ddim", "steps": 20, "spacing": "logsnr", "eta": 0.5})) == 4
+    # subsampling: K = k uses the first k samples of the one run
+    rng = np.random.default_rng(4)
+    mu = rng.uniform(0.3, 0.7, (2, 10, 10))
+    y0 = mu + 0.05 * rng.standard_normal(mu.shape)
+    samples = mu[:, None] + 0.05 * rng.standard_normal((2, 50, 10, 10))
+    rows = subsample_rows(runs[0], [5, 50], samples, y0, None, None, None, LEVELS, 0.05)
+    direct = subsample_rows(runs[0], [5], samples[:, :5], y0, None, None, None, LEVELS, 0.05)
+    pd.testing.assert_frame_equal(rows.iloc[:1], direct)
+    assert abs(rows.iloc[1]["coverage_90"] - 0.9 * 49 / 51) < 0.05
+    timing = timing_rows(runs[0], [10, 30, 100], 2.0)
+    assert timing["seconds_per_image"].tolist() == [0.2, 0.6, 2.0]
+    assert timing["seconds_source"].tolist()[-1] == "measured"
+    table = pd.DataFrame(
+        {
+            "sampler": ["a", "b", "c"],
+            "steps": [10, 20, 50],
+            "k": [10, 10, 10],
+            "coverage_error": [0.2, 0.04, 0.01],
+            "coverage_90": [0.6, 0.88, 0.9],
+            "std_ratio_mcmc": [1.0, 1.1, 1.0],
+            "seconds_per_image": [1.0, 2.0, 5.0],
+        }
+    )
+    best = recommend(table, 0.05, (0.8, 1.25))
+    assert best["sampler"] == "b" and best["qualified"] and "Recommended sampler: b" in best["text"]
+    table.loc[1, "std_ratio_mcmc"] = 2.0  # b is miscalibrated against the MCMC
+    assert recommend(table, 0.05, (0.8, 1.25))["sampler"] == "c"
+    none = recommend(table.assign(coverage_error=[0.3, 0.2, 0.1]), 0.05, (0.8, 1.25))
+    assert none["sampler"] == "c" and not none["qualified"] and "no setting met" in none["text"]
+
+
+# ----- the rule scripts on tiny data ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_stage(tmp_path_factory):
+    """Tiny shards, phi-like yhat, psi-like posterior files, MCMC maps and diagnostics, and an
+    untrained tiny psi: every input of the calibration rules, written by the real writers."""
+    config = tiny(load_config(REPO / "config" / "config.yaml", SCHEMA_PATH))
+    root = tmp_path_factory.mktemp("calibration_stage")
+    rng = np.random.default_rng(0)
+    simulate = load_script("simulate_shard")
+    files = {}
+    summary_cfg = config["diffusion"]["summary"]
+    for split in ("val", "test", "isolated_200"):
+        npz, parquet = root / f"{split}.npz", root / f"{split}.parquet"
+        simulate.run(shard_config(config, split, 0), str(npz), str(parquet))
+        y = read_shard(npz).y
+        yhat = np.clip(y + 0.03 * rng.standard_normal(y.shape), 0, 1).astype(np.float32)
+        save_npz(root / f"yhat_{split}.npz", {"yhat": yhat}, {"n_images": len(y)})
+        # posterior-like samples: the truth blurred by noise that scales with the signal
+        noise = rng.standard_normal((len(y), 6, *y.shape[1:]))
+        samples = np.clip(y[:, None] + (0.02 + 0.1 * y[:, None]) * noise, 0, 1)
+        summary = summarize(samples.astype(np.float32), summary_cfg["quantiles"], 6)
+        save_posterior(root / f"posterior_{split}.npz", summary, {"set": split, "k": 6})
+        files[split] = {
+            "npz": [str(npz)],
+            "parquet": [str(parquet)],
+            "yhat": [str(root / f"yhat_{split}.npz")],
+            "posterior": [str(root / f"posterior_{split}.npz")],
+        }
+    y = read_shard(files["isolated_200"]["npz"][0]).y
+    geometry = {"geometry": config["geometry"]}
+    for setting, scale in (("default", 1.0), ("paper", 2.2)):
+        std = (scale * 0.05 * y[:2]).astype(np.float32)
+        maps = {"mean": y[:2], "var": std**2, "std": std, "image": np.arange(2, dtype=np.int32)}
+        path = root / f"mcmc_{setting}.npz"
+        save_npz(path, maps, {"format": FORMAT, "config": geometry})
+        files["isolated_200"][f"maps_{setting}"] = [str(path)]
+    pd.DataFrame(
+        {
+            "set": "isolated_200",
+            "setting": "default",
+            "beta": 1.0,
+            "image": [0, 1],
+            "acceptance": 0.35,
+            "std_u_nm": [10.0, 11.0],
+            "std_v_nm": [10.5, 9.5],
+            "crlb_u_nm": [10.0, 10.0],
+            "rhat_u": 1.0,
+        }
+    ).to_csv(root / "diagnostics.csv", index=False)
+    torch.manual_seed(0)
+    net, _ = build_psi(config)
+    psi_cfg = {k: config[k] for k in ("geometry", "diffusion")}
+    save_model(root / "psi.pt", net, psi_cfg, {"config": psi_cfg, "network": "psi"})
+    return config, root, files
+
+
+def test_calibration_mcmc_script(tiny_stage):
+    config, root, files = tiny_stage
+    iso = files["isolated_200"]
+    sets = {
+        "isolated_200": {
+            "photons": 200.0,
+            "posterior": iso["posterior"],
+            "npz": iso["npz"],
+            "maps": {"default": iso["maps_default"], "paper": iso["maps_paper"]},
+        }
+    }
+    out, per_image = root / "calibration_mcmc.csv", root / "mcmc_per_image.csv"
+    args = ({"default": 1.0, "paper": 0.2}, 4, 0.05, 50, config["seed"])
+    load_script("calibration_mcmc").run(sets, *args, str(out), str(per_image))
+    summary, rows = pd.read_csv(out), pd.read_csv(per_image)
+    assert len(rows) == 4 and rows["image"].tolist() == [0, 1, 0, 1]  # 2 MCMC images x 2 settings
+    assert summary["set"].tolist() == ["isolated_200", "all"] * 2
+    paper, default = (rows[rows["setting"] == s]["ratio"].to_numpy() for s in ("paper", "default"))
+    np.testing.assert_allclose(default / paper, 2.2, rtol=1e-5)  # maps differ by 2.2x only
+    first = out.read_bytes()
+    load_script("calibration_mcmc").run(sets, *args, str(out), str(per_image))
+    assert out.read_bytes() == first  # seeded bootstrap: reproducible
+
+
+def test_calibration_coverage_and_targets_scripts(tiny_stage):
+    config, root, files = tiny_stage
+    pick = ("posterior", "npz", "yhat")
+    test = {k: files["test"][k] for k in pick}
+    val = {k: files["val"][k] for k in pick}
+    cal_cfg = config["calibration"]
+    outs = [str(root / f) for f in ("coverage.csv", "reliability.csv", "z.csv")]
+    args = (test, val, 6, 2, LEVELS, 0.9, 0.05, 50, cal_cfg["z_histogram"], config["seed"])
+    load_script("calibration_coverage").run(*args, *outs)
+    table = pd.read_csv(outs[0])
+    assert table["method"].tolist() == ["psi", "psi_recalibrated", "phi_const_sigma"]
+    assert table[[f"coverage_{100 * c:g}" for c in LEVELS]].apply(np.isfinite).all().all()
+    assert (table["crps"] > 0).all() and (table["n_pixels"] > 0).all()
+    assert len(pd.read_csv(outs[2])) == 3 * cal_cfg["z_histogram"]["bins"]
+    first = [open(p, "rb").read() for p in outs]
+    load_script("calibration_coverage").run(*args, *outs)
+    assert [open(p, "rb").read() for p in outs] == first
+    # the targets from this table and the MCMC table of the other test (or a fresh one)
+    mcmc = root / "calibration_mcmc_for_targets.csv"
+    pd.DataFrame(
+        {
+            "setting": ["default"],
+            "beta": [1.0],
+            "set": ["all"],
+            "photons": [np.nan],
+            "median_ratio": [0.9],
+            "ratio_lo": [0.8],
+            "ratio_hi": [1.0],
+        }
+    ).to_csv(mcmc, index=False)
+    targets = root / "targets.csv"
+    load_script("calibration_targets").run(str(mcmc), outs[0], cal_cfg["targets"], str(targets))
+    checks = pd.read_csv(targets)
+    assert set(checks["target"]) == {"std_ratio_mcmc", "coverage_90"}
+    assert checks["passed"].dtype == bool
+
+
+def test_calibration_localization_script(tiny_stage):
+    config, root, files = tiny_stage
+    sets = {}
+    for name, photons in (("test", 200.0), ("isolated_200", 200.0)):
+        f = files[name]
+        sets[name] = {
+            "photons": photons,
+            "n_images": 4,
+            "posterior": f["posterior"],
+            "npz": f["npz"],
+            "parquet": f["parquet"],
+            "diagnostics": [str(root / "diagnostics.csv")] if name != "test" else [],
+        }
+    cfg = {k: config[k] for k in ("localize", "kde", "geometry", "psf", "mcmc")}
+    out, tracks = root / "localization.csv", root / "tracks.parquet"
+    load_script("calibration_localization").run(sets, cfg, [0.68, 0.95], 6, str(out), str(tracks))
+    table = pd.read_csv(out).set_index("set")
+    assert table.loc["test", "n_truth"] == 40 and table.loc["isolated_200", "n_truth"] == 4
+    # samples are the truth plus noise, so emitters are found and tracked across samples
+    assert table.loc["isolated_200", "track_recall"] == 1.0
+    assert table.loc["test", "n_matched"] > 10
+    assert 0 <= table.loc["test", "coverage_95"] <= 1
+    iso = table.loc["isolated_200"]
+    assert np.isfinite([iso["spread_over_crlb"], iso["rms_crlb_axis_nm"]]).all()
+    assert np.isfinite(iso["spread_over_mcmc_std"])  # images 0 and 1 have MCMC diagnostics
+    t = pd.read_parquet(tracks)
+    assert {"set", "image", "track", "emitter", "true_u", "crlb_u_nm"} <= set(t.columns)
+
+
+def test_ablation_scripts_are_reproducible_and_write_figure_7(tiny_stage):
+    config, root, files = tiny_stage
+    ablation = {**config["calibration"]["ablation"], "test_images": 2, "isolated_images": 2}
+    iso = files["isolated_200"]
+    inputs = (
+        {"npz": files["test"]["npz"], "yhat": files["test"]["yhat"]},
+        {"npz": iso["npz"], "yhat": iso["yhat"], "maps": iso["maps_default"]},
+        LEVELS,
+        0.05,
+        "cpu",
+        config["seed"],
+        1,
+    )
+    run = load_script("ablation").run
+    reference = config["diffusion"]["sampler"]
+    metrics, timings = [], []
+    for kind in ("ddim", "dpmpp_2m"):
+        m, t = root / f"ablation_{kind}.csv", root / f"ablation_{kind}.timing.csv"
+        run(str(root / "psi.pt"), kind, ablation, reference, *inputs, str(m), str(t))
+        metrics.append(str(m))
+        timings.append(str(t))
+    table = pd.read_csv(metrics[0])
+    assert table[["steps", "k"]].values.tolist() == [[2, 2], [2, 4], [3, 2], [3, 4]]
+    assert np.isfinite(table["std_ratio_mcmc"]).all() and np.isfinite(table["crps"]).all()
+    assert pd.read_csv(metrics[1])["sampler"].unique().tolist() == ["dpmpp_2m"]  # the reference
+    time_table = pd.read_csv(timings[0])
+    assert (time_table["seconds_per_image"] > 0).all() and "seconds" not in table.columns
+    first = open(metrics[0], "rb").read()
+    run(str(root / "psi.pt"), "ddim", ablation, reference, *inputs, metrics[0], timings[0])
+    assert open(metrics[0], "rb").read() == first  # bit-identical on CPU (timings aside)
+    joined, best = root / "ablation.csv", root / "recommendation.csv"
+    load_script("calibration_ablation").run(
+        metrics, timings, 0.05, [0.8, 1.25], str(joined), str(best)
+    )
+    assert len(pd.read_csv(joined)) == 6
+    assert pd.read_csv(best)["text"].iloc[0].startswith("Recommended sampler:")
+    png, pdf = root / "fig7.png", root / "fig7.pdf"
+    load_script("fig7").run(str(joined), str(best), 0.05, str(png), str(pdf))
+    assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
+
+
+def test_fig6_script(tiny_stage, tmp_path):
+    rng = np.random.default_rng(2)
+    per_image = pd.DataFrame(
+        {
+            "set": np.repeat(["isolated_200", "isolated_1000"], 4),
+            "photons": np.repeat([200.0, 1000.0], 4),
+            "setting": np.tile(["default", "default", "paper", "paper"], 2),
+            "beta": np.tile([1.0, 1.0, 0.2, 0.2], 2),
+            "image": np.tile([0, 1, 0, 1], 2),
+            "rms_std_diffusion": rng.uniform(0.01, 0.05, 8),
+            "rms_std_mcmc": rng.uniform(0.01, 0.05, 8),
+        }
+    )
+    per_image["ratio"] = per_image["rms_std_diffusion"] / per_image["rms_std_mcmc"]
+    val, test = dense_case(0.7, 5, n=4, k=40), dense_case(0.7, 6, n=4, k=40)
+    result = coverage_study(
+        test, val, LEVELS, 0.9, 0.05, 50, np.random.default_rng(0), np.linspace(-5, 5, 41)
+    )
+    paths = {}
+    for name, frame in (
+        ("per_image", per_image),
+        ("coverage", result.table),
+        ("reliability", result.reliability),
+        ("z", result.z_hist),
+    ):
+        paths[name] = str(tmp_path / f"{name}.csv")
+        frame.to_csv(paths[name], index=False)
+    png, pdf = tmp_path / "fig6.png", tmp_path / "fig6.pdf"
+    load_script("fig6").run(*paths.values(), str(png), str(pdf))
+    assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
+
+
+def test_run_dataclass_builds_each_sampler():
+    assert Run("ddim", 5, "uniform", 1.0).sampler().eta == 1.0
+    assert Run("ancestral", 5, "uniform", 0.0).sampler().kind == "ancestral"
+    assert cal.central_levels(0.9) == pytest.approx((0.05, 0.95))

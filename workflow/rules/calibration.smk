@@ -1,0 +1,311 @@
+# Calibration of psi's uncertainty (SPEC 9): diffusion vs MCMC std maps of isolated emitters,
+# coverage / z-scores / CRPS on dense test images (with a validation-fitted recalibration and
+# phi + constant sigma as a baseline), localisation uncertainty from detections on every
+# posterior sample, the sampler ablation, the targets, and Figures 6 and 7.
+# Needs mcmc.smk (MCMC_SETTINGS) and psi.smk (posterior files, incl. posterior/val/).
+
+CAL_ISOLATED_N = POSTERIOR["isolated_images"]
+CAL_TEST_N = POSTERIOR["test_images"]
+CAL_VAL_N = CALIBRATION["val_images"]
+CAL_MCMC_REF = mcmc_reference_setting()
+ABLATION = CALIBRATION["ablation"]
+ABLATION_SET = f"isolated_{ABLATION['photons']}"
+ABLATION_DIR = f"{CALIBRATION_DIR}/ablation"
+
+
+rule calibration_mcmc:
+    input:
+        posterior=[f for s in ISOLATED for f in posterior_files(s)],
+        npz=[f for s in ISOLATED for f in split_head_files(s, CAL_ISOLATED_N, "npz")],
+        maps=[f for m in MCMC_SETTINGS for s in ISOLATED for f in mcmc_set_maps(m, s)],
+    output:
+        csv=report_item(f"{METRICS}/calibration_mcmc.csv", "calibration_mcmc", "Metrics"),
+        per_image=f"{CALIBRATION_DIR}/mcmc_per_image.csv",
+    params:
+        sets={
+            s: {
+                "photons": split_photons(s),
+                "posterior": posterior_files(s),
+                "npz": split_head_files(s, CAL_ISOLATED_N, "npz"),
+                "maps": {m: mcmc_set_maps(m, s) for m in MCMC_SETTINGS},
+            }
+            for s in ISOLATED
+        },
+        betas={m: config["mcmc"]["settings"][m]["beta"] for m in MCMC_SETTINGS},
+        n_images=CAL_ISOLATED_N,
+        floor=CALIBRATION["support_floor"],
+        bootstrap=CALIBRATION["bootstrap"],
+        seed=config["seed"],
+    log:
+        f"{RUN}/logs/calibration/mcmc.log",
+    benchmark:
+        f"{RUN}/benchmarks/calibration/mcmc.tsv"
+    threads: 1
+    resources:
+        mem_mb=calibration_mem_mb(len(ISOLATED) * CAL_ISOLATED_N),
+        runtime=10,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/calibration_mcmc.py"
+
+
+rule calibration_coverage:
+    input:
+        posterior=posterior_files("test") + posterior_files("val"),
+        npz=split_head_files("test", CAL_TEST_N, "npz") + split_head_files("val", CAL_VAL_N, "npz"),
+        yhat=split_head_yhat("test", CAL_TEST_N) + split_head_yhat("val", CAL_VAL_N),
+    output:
+        csv=report_item(
+            f"{METRICS}/calibration_coverage.csv", "calibration_coverage", "Metrics"
+        ),
+        reliability=f"{CALIBRATION_DIR}/reliability.csv",
+        z_hist=f"{CALIBRATION_DIR}/z_histogram.csv",
+    params:
+        test={
+            "posterior": posterior_files("test"),
+            "npz": split_head_files("test", CAL_TEST_N, "npz"),
+            "yhat": split_head_yhat("test", CAL_TEST_N),
+        },
+        val={
+            "posterior": posterior_files("val"),
+            "npz": split_head_files("val", CAL_VAL_N, "npz"),
+            "yhat": split_head_yhat("val", CAL_VAL_N),
+        },
+        n_test=CAL_TEST_N,
+        n_val=CAL_VAL_N,
+        levels=CALIBRATION["levels"],
+        recalibration_level=CALIBRATION["recalibration_level"],
+        floor=CALIBRATION["support_floor"],
+        bootstrap=CALIBRATION["bootstrap"],
+        z_histogram=CALIBRATION["z_histogram"],
+        seed=config["seed"],
+    log:
+        f"{RUN}/logs/calibration/coverage.log",
+    benchmark:
+        f"{RUN}/benchmarks/calibration/coverage.tsv"
+    threads: 1
+    resources:
+        mem_mb=calibration_mem_mb(CAL_TEST_N + CAL_VAL_N),
+        runtime=30,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/calibration_coverage.py"
+
+
+rule calibration_localization:
+    input:
+        posterior=[f for s in ["test", *ISOLATED] for f in posterior_files(s)],
+        npz=[
+            f
+            for s in ["test", *ISOLATED]
+            for f in split_head_files(s, POSTERIOR_SETS[s], "npz")
+        ],
+        parquet=[
+            f
+            for s in ["test", *ISOLATED]
+            for f in split_head_files(s, POSTERIOR_SETS[s], "parquet")
+        ],
+        diagnostics=[
+            f"{RUN}/mcmc/{CAL_MCMC_REF}/{s}/{c}.diagnostics.csv"
+            for s in ISOLATED
+            for c in chunk_ids(config)
+        ],
+    output:
+        csv=report_item(
+            f"{METRICS}/calibration_localization.csv", "calibration_localization", "Metrics"
+        ),
+        tracks=f"{CALIBRATION_DIR}/localization_tracks.parquet",
+    params:
+        sets={
+            s: {
+                "photons": split_photons(s),
+                "n_images": POSTERIOR_SETS[s],
+                "posterior": posterior_files(s),
+                "npz": split_head_files(s, POSTERIOR_SETS[s], "npz"),
+                "parquet": split_head_files(s, POSTERIOR_SETS[s], "parquet"),
+                "diagnostics": [
+                    f"{RUN}/mcmc/{CAL_MCMC_REF}/{s}/{c}.diagnostics.csv" for c in chunk_ids(config)
+                ]
+                if s != "test"
+                else [],
+            }
+            for s in ["test", *ISOLATED]
+        },
+        config={k: config[k] for k in ("localize", "kde", "geometry", "psf", "mcmc")},
+        levels=CALIBRATION["localization"]["levels"],
+        samples=CALIBRATION["localization"]["samples"],
+    log:
+        f"{RUN}/logs/calibration/localization.log",
+    benchmark:
+        f"{RUN}/benchmarks/calibration/localization.tsv"
+    threads: 1
+    resources:
+        mem_mb=calibration_mem_mb(max(CAL_TEST_N, CAL_ISOLATED_N)),
+        runtime=30,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/calibration_localization.py"
+
+
+rule ablation:
+    input:
+        model=f"{RUN}/models/psi.pt",
+        npz=split_head_files("test", ABLATION["test_images"], "npz"),
+        yhat=split_head_yhat("test", ABLATION["test_images"]),
+        iso_npz=split_head_files(ABLATION_SET, ABLATION["isolated_images"], "npz"),
+        iso_yhat=split_head_yhat(ABLATION_SET, ABLATION["isolated_images"]),
+        maps=mcmc_set_maps(CAL_MCMC_REF, ABLATION_SET) if ABLATION["isolated_images"] else [],
+    output:
+        csv=f"{ABLATION_DIR}/{{sampler}}.csv",
+        timing=f"{ABLATION_DIR}/{{sampler}}.timing.csv",
+    params:
+        ablation=ABLATION,
+        reference=config["diffusion"]["sampler"],
+        test={
+            "npz": split_head_files("test", ABLATION["test_images"], "npz"),
+            "yhat": split_head_yhat("test", ABLATION["test_images"]),
+        },
+        isolated={
+            "npz": split_head_files(ABLATION_SET, ABLATION["isolated_images"], "npz"),
+            "yhat": split_head_yhat(ABLATION_SET, ABLATION["isolated_images"]),
+            "maps": mcmc_set_maps(CAL_MCMC_REF, ABLATION_SET),
+        },
+        levels=CALIBRATION["levels"],
+        floor=CALIBRATION["support_floor"],
+        device=config["diffusion"]["train"]["device"],
+        seed=config["seed"],
+    wildcard_constraints:
+        sampler="|".join(ablation_kinds()),
+    log:
+        f"{RUN}/logs/calibration/ablation/{{sampler}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/calibration/ablation/{{sampler}}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/ablation.py"
+
+
+rule calibration_ablation:
+    input:
+        metrics=[f"{ABLATION_DIR}/{k}.csv" for k in ablation_kinds()],
+        timings=[f"{ABLATION_DIR}/{k}.timing.csv" for k in ablation_kinds()],
+    output:
+        csv=report_item(
+            f"{METRICS}/calibration_ablation.csv", "calibration_ablation", "Metrics"
+        ),
+        recommendation=report_item(
+            f"{METRICS}/calibration_recommendation.csv", "calibration_recommendation", "Metrics"
+        ),
+    params:
+        max_coverage_error=ABLATION["max_coverage_error"],
+        ratio_bounds=CALIBRATION["targets"]["std_ratio"],
+    log:
+        f"{RUN}/logs/calibration/ablation_summary.log",
+    benchmark:
+        f"{RUN}/benchmarks/calibration/ablation_summary.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/calibration_ablation.py"
+
+
+rule calibration_targets:
+    input:
+        mcmc=f"{METRICS}/calibration_mcmc.csv",
+        coverage=f"{METRICS}/calibration_coverage.csv",
+    output:
+        report_item(f"{METRICS}/calibration_targets.csv", "calibration_targets", "Metrics"),
+    params:
+        targets=CALIBRATION["targets"],
+    log:
+        f"{RUN}/logs/calibration/targets.log",
+    benchmark:
+        f"{RUN}/benchmarks/calibration/targets.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/calibration_targets.py"
+
+
+rule fig6:
+    input:
+        per_image=f"{CALIBRATION_DIR}/mcmc_per_image.csv",
+        coverage=f"{METRICS}/calibration_coverage.csv",
+        reliability=f"{CALIBRATION_DIR}/reliability.csv",
+        z_hist=f"{CALIBRATION_DIR}/z_histogram.csv",
+    output:
+        png=report_item(
+            f"{RUN}/figures/fig6.png",
+            "fig6",
+            "Figures",
+            labels={"figure": "6", "shows": "calibration of psi's uncertainty"},
+        ),
+        pdf=f"{RUN}/figures/fig6.pdf",
+    log:
+        f"{RUN}/logs/fig6.log",
+    benchmark:
+        f"{RUN}/benchmarks/fig6.tsv"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=5,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/fig6.py"
+
+
+rule fig7:
+    input:
+        ablation=f"{METRICS}/calibration_ablation.csv",
+        recommendation=f"{METRICS}/calibration_recommendation.csv",
+    output:
+        png=report_item(
+            f"{RUN}/figures/fig7.png",
+            "fig7",
+            "Figures",
+            labels={"figure": "7", "shows": "sampler ablation: calibration vs cost"},
+        ),
+        pdf=f"{RUN}/figures/fig7.pdf",
+    params:
+        max_coverage_error=ABLATION["max_coverage_error"],
+    log:
+        f"{RUN}/logs/fig7.log",
+    benchmark:
+        f"{RUN}/benchmarks/fig7.tsv"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=5,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/fig7.py"
+
+
+STUDY_TARGETS += [
+    f"{METRICS}/calibration_mcmc.csv",
+    f"{METRICS}/calibration_coverage.csv",
+    f"{METRICS}/calibration_localization.csv",
+    f"{METRICS}/calibration_ablation.csv",
+    f"{METRICS}/calibration_recommendation.csv",
+    f"{METRICS}/calibration_targets.csv",
+    *(f"{RUN}/figures/fig{i}.{ext}" for i in (6, 7) for ext in ("png", "pdf")),
+]
