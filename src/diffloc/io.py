@@ -121,17 +121,19 @@ def write_shard(shard: Shard, npz_path: str | Path, parquet_path: str | Path) ->
         if array.dtype != np.float32:
             raise ValueError(f"shard array {name!r} must be float32, got {array.dtype}")
     save_npz(npz_path, arrays, shard.metadata)
-    table = pa.Table.from_pandas(shard.emitters.astype(EMITTER_COLUMNS), preserve_index=False)
-    meta = {
-        **(table.schema.metadata or {}),
-        _PARQUET_KEY: json.dumps(shard.metadata, sort_keys=True),
-    }
-    with atomic_path(parquet_path) as tmp:
+    save_table(shard.emitters.astype(EMITTER_COLUMNS), parquet_path, shard.metadata)
+
+
+def save_table(frame: pd.DataFrame, path: str | Path, metadata: dict) -> None:
+    """Write a table to Parquet with JSON metadata under the schema key `diffloc`, atomically."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = {**(table.schema.metadata or {}), _PARQUET_KEY: json.dumps(metadata, sort_keys=True)}
+    with atomic_path(path) as tmp:
         pq.write_table(table.replace_schema_metadata(meta), tmp)
 
 
-def read_emitters(path: str | Path, n_images: int) -> tuple[pd.DataFrame, dict]:
-    """Read and validate an emitter table of a shard with `n_images` images."""
+def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """A Parquet table written with diffloc metadata, and that metadata; ShardError if unreadable."""
     path = Path(path)
     if not path.is_file():
         raise ShardError(f"{path}: file is missing")
@@ -140,7 +142,13 @@ def read_emitters(path: str | Path, n_images: int) -> tuple[pd.DataFrame, dict]:
         metadata = json.loads(table.schema.metadata[_PARQUET_KEY])
     except Exception as exc:
         raise ShardError(f"{path}: corrupt, truncated or not a diffloc table ({exc})") from exc
-    frame = table.to_pandas()
+    return table.to_pandas(), metadata
+
+
+def read_emitters(path: str | Path, n_images: int) -> tuple[pd.DataFrame, dict]:
+    """Read and validate an emitter table of a shard with `n_images` images."""
+    path = Path(path)
+    frame, metadata = read_table(path)
     if list(frame.columns) != list(EMITTER_COLUMNS):
         raise ShardError(f"{path}: columns {list(frame.columns)}, expected {list(EMITTER_COLUMNS)}")
     for column, dtype in EMITTER_COLUMNS.items():

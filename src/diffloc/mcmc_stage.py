@@ -9,20 +9,25 @@ never on scheduling. Outputs (all written atomically):
 - diagnostics CSV: one row per image (`diagnostics_frame`)
 """
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from diffloc import seeding
 from diffloc.config import SHARD_DIGITS, config_hash
 from diffloc.crlb import crlb
-from diffloc.io import ShardError, atomic_path, check_array, load_npz, save_npz
+from diffloc.io import (
+    ShardError,
+    atomic_path,
+    check_array,
+    load_npz,
+    read_table,
+    save_npz,
+    save_table,
+)
 from diffloc.mcmc import Chains, Setting, diagnostics, emitter_data, push_forward, sample_emitters
 from diffloc.physics.camera import Camera
 from diffloc.shard import Shard
@@ -39,7 +44,6 @@ CHAIN_COLUMNS = {
     "photons": "float64",  # the known i0, or the sampled one with mcmc.fit_photons
     "nll": "float64",  # negative log-likelihood at the draw
 }
-_PARQUET_KEY = b"diffloc"
 
 
 @dataclass(frozen=True)
@@ -194,18 +198,11 @@ def diagnostics_frame(
     return pd.concat([head, frame, pd.DataFrame(extra)], axis=1)
 
 
-def _write_table(frame: pd.DataFrame, path: str | Path, metadata: dict) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = {**(table.schema.metadata or {}), _PARQUET_KEY: json.dumps(metadata, sort_keys=True)}
-    with atomic_path(path) as tmp:
-        pq.write_table(table.replace_schema_metadata(meta), tmp)
-
-
 def write_chunk(
     result: ChunkResult, chains_path: str | Path, maps_path: str | Path, csv_path: str | Path
 ) -> None:
     """Write a chunk's chains (Parquet), maps (NPZ) and diagnostics (CSV), each atomically."""
-    _write_table(result.chains, chains_path, result.metadata)
+    save_table(result.chains, chains_path, result.metadata)
     save_npz(maps_path, result.maps, result.metadata)
     with atomic_path(csv_path) as tmp:
         result.diagnostics.to_csv(tmp, index=False, float_format="%.9g")
@@ -214,14 +211,7 @@ def write_chunk(
 def read_chains(path: str | Path) -> tuple[pd.DataFrame, dict]:
     """Read and validate a chains table; ShardError naming the file if it is not one."""
     path = Path(path)
-    if not path.is_file():
-        raise ShardError(f"{path}: file is missing")
-    try:
-        table = pq.read_table(path)
-        metadata = json.loads(table.schema.metadata[_PARQUET_KEY])
-    except Exception as exc:
-        raise ShardError(f"{path}: corrupt, truncated or not a diffloc table ({exc})") from exc
-    frame = table.to_pandas()
+    frame, metadata = read_table(path)
     if metadata.get("format") != FORMAT or list(frame.columns) != list(CHAIN_COLUMNS):
         raise ShardError(f"{path}: not an MCMC chains table (columns {list(frame.columns)})")
     if not np.all(np.isfinite(frame[["u_px", "v_px", "photons", "nll"]].to_numpy())):

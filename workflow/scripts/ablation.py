@@ -11,9 +11,9 @@ from diffloc import seeding
 from diffloc.ablation import draw, grid, subsample_rows, timing_rows, warm_up
 from diffloc.calibration_stage import read_estimates, read_mcmc_set, read_truth
 from diffloc.io import atomic_path
-from diffloc.models.diffusion import build_psi
+from diffloc.models.diffusion import load_psi
 from diffloc.runtime import describe_device, log_allocation
-from diffloc.training import load_model, resolve_device
+from diffloc.training import resolve_device
 
 log = logging.getLogger("diffloc.ablation")
 
@@ -38,9 +38,7 @@ def run(
     torch.set_num_threads(threads)
     device = resolve_device(device_name)
     log_allocation(log, device)
-    net, meta = load_model(model_path, lambda cfg: build_psi(cfg)[0])
-    _, diffusion = build_psi(meta["config"])
-    net = net.to(device, memory_format=torch.channels_last)
+    net, diffusion, _ = load_psi(model_path, device)
     ks, n_test, n_iso = ablation["k"], ablation["test_images"], ablation["isolated_images"]
     y0 = read_truth(test["npz"], n_test)
     yhat = {"test": read_estimates(test["yhat"], n_test)}

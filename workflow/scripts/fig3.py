@@ -6,8 +6,7 @@ from diffloc import seeding
 from diffloc.figures.fig3 import make_fig3
 from diffloc.figures.style import save_figure
 from diffloc.io import read_shard, read_yhat
-from diffloc.models.diffusion import Sampler, build_psi
-from diffloc.training import load_model
+from diffloc.models.diffusion import Sampler, load_psi
 
 
 def run(
@@ -22,8 +21,7 @@ def run(
 ) -> None:
     """Figure 3 for `image` of the first test shard (CPU: one trajectory is cheap)."""
     torch.set_num_threads(1)
-    net, meta = load_model(model_path, lambda cfg: build_psi(cfg)[0])
-    _, diffusion = build_psi(meta["config"])
+    net, diffusion, _ = load_psi(model_path, torch.device("cpu"))
     shard, (yhat, _) = read_shard(data_npz), read_yhat(yhat_npz)
     generator = torch.Generator().manual_seed(seeding.torch_seed(seed, "fig3", image))
     cond = torch.from_numpy(yhat[image : image + 1])

@@ -10,11 +10,11 @@ from tqdm import tqdm
 from diffloc import seeding
 from diffloc.datasets import image_range
 from diffloc.io import read_yhat
-from diffloc.models.diffusion import Sampler, build_psi
+from diffloc.models.diffusion import Sampler, load_psi
 from diffloc.posterior import concat_summaries, save_posterior, summarize
 from diffloc.runtime import log_allocation
 from diffloc.simulate import versions
-from diffloc.training import load_model, resolve_device
+from diffloc.training import resolve_device
 
 log = logging.getLogger("diffloc.posterior")
 
@@ -38,9 +38,7 @@ def run(
     torch.set_num_threads(threads)
     device = resolve_device(device_name)
     log_allocation(log, device)
-    net, meta = load_model(model_path, lambda cfg: build_psi(cfg)[0])
-    _, diffusion = build_psi(meta["config"])
-    net = net.to(device, memory_format=torch.channels_last)
+    net, diffusion, meta = load_psi(model_path, device)
     sampler, k = Sampler.from_config(sampler_cfg), sampler_cfg["k"]
     yhat = torch.from_numpy(image_range(yhat_paths, start, stop, lambda p: read_yhat(p)[0])).to(
         device

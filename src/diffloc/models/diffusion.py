@@ -36,6 +36,7 @@ import torch
 
 from diffloc.config import SCHEDULE_PARAMS
 from diffloc.models.unet import UNet
+from diffloc.training import load_model
 
 TARGETS = ("full", "residual")
 PREDICTIONS = ("eps", "x0", "v")
@@ -473,3 +474,11 @@ def build_psi(config: dict) -> tuple[UNet, Diffusion]:
     size = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
     cfg = config["diffusion"]
     return UNet.from_config(cfg["unet"], size), Diffusion.from_config(cfg)
+
+
+def load_psi(path, device: torch.device) -> tuple[UNet, "Diffusion", dict]:
+    """psi saved by `train_psi`: the U-Net on `device` (channels_last, eval mode), the diffusion
+    process it was trained with, and the model file's metadata."""
+    net, meta = load_model(path, lambda cfg: build_psi(cfg)[0])
+    _, diffusion = build_psi(meta["config"])
+    return net.to(device, memory_format=torch.channels_last), diffusion, meta
