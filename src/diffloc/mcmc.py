@@ -27,7 +27,7 @@ from scipy.special import gammaln
 from diffloc.physics.camera import Camera
 from diffloc.physics.kde import Normalize, isolated_peak
 from diffloc.physics.psf import pixel_integrals, pixel_integrals_pixels_first
-from diffloc.simulate import _torch_threads
+from diffloc.runtime import torch_threads
 
 ADAPT_GAIN = 3.0  # log-scale step per unit acceptance error, decaying as 1/sqrt(update number)
 BLOCK = 256  # iterations whose random numbers are drawn at once (bounds memory)
@@ -322,7 +322,7 @@ def sample_emitters(
         scale[:, 2] = guess
         upper[2] = np.inf
     names = ("u", "v", "photons")[:d]
-    with _torch_threads(1):  # the erf runs in torch: one thread, identical bits on any machine
+    with torch_threads(1):  # the erf runs in torch: one thread, identical bits on any machine
         energy = WindowLikelihood(data, n_chains)
         return metropolis(energy, start, setting, scale, lower, upper, rng, names)
 
@@ -367,7 +367,7 @@ def kde_factors(
 def _bmm_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Batched a^T b of float64 [N, S, I] and [N, S, J] -> [N, I, J], on one thread (same bits
     whatever the machine's thread settings)."""
-    with _torch_threads(1):
+    with torch_threads(1):
         return torch.bmm(torch.from_numpy(a).transpose(1, 2), torch.from_numpy(b)).numpy()
 
 

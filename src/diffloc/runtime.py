@@ -1,4 +1,4 @@
-"""Where a job runs: its SLURM allocation, the GPUs it was given and torch's device.
+"""Where a job runs: its SLURM allocation, the GPUs it was given, torch's device and threads.
 
 Every rule that trains or samples calls `log_allocation` first, so its log shows whether the
 scheduler gave it a GPU and whether torch uses one (a GPU job that silently runs on the CPU is
@@ -8,7 +8,8 @@ the commonest cluster mistake).
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import torch
 
@@ -64,3 +65,14 @@ def parse_allocation(line: str) -> dict[str, str]:
         raise ValueError(f"not an allocation line: {line!r}")
     fields = line.split("allocation: ", 1)[1]
     return dict(re.findall(r"(\w+)=(\S+)", fields))
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Pin torch's intra-op threads so vectorised kernels split work identically on any machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

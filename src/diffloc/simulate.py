@@ -1,8 +1,6 @@
 """Scene sampling and shard generation, seeded per (split, shard) from the study seed."""
 
 import platform
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -13,6 +11,7 @@ from diffloc.config import config_hash
 from diffloc.physics.camera import Camera
 from diffloc.physics.kde import kde_images
 from diffloc.physics.psf import expected_counts
+from diffloc.runtime import torch_threads
 from diffloc.shard import Scene, Shard
 
 SHARD_FORMAT = "diffloc.shard/1"
@@ -101,17 +100,6 @@ def render(
     return x, y
 
 
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Pin torch's intra-op threads so vectorised kernels split work identically on any machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def versions() -> dict:
     """Versions of the software that produced an artifact."""
     return {
@@ -128,7 +116,7 @@ def simulate_shard(shard_cfg: dict) -> Shard:
     geo, scene_cfg = shard_cfg["geometry"], shard_cfg["scene"]
     key = ("simulate", split, shard)
     rng = seeding.rng(seed, *key)
-    with _torch_threads(1):
+    with torch_threads(1):
         camera = make_camera(shard_cfg["camera"], geo["lr_size"], seed)
         scene = sample_scene(
             shard_cfg["n_images"],
