@@ -29,10 +29,10 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/phi.smk"
 include: "workflow/rules/localize.smk"
 include: "workflow/rules/psi.smk"
-include: "workflow/rules/figures.smk"
-include: "workflow/rules/report.smk"
 include: "workflow/rules/mcmc.smk"
 include: "workflow/rules/calibration.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -76,6 +76,15 @@ def tiny(config: dict, run: str = "tiny") -> dict:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread: tiny tensors run faster without thread-pool stalls."""
+    from diffloc.runtime import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture
 def tiny_config(default_config) -> dict:
     return tiny(default_config)
 

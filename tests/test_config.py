@@ -58,6 +58,26 @@ def test_shipped_configs_are_valid():
             lambda c: c["simulation"]["splits"].update(isolated_9={"n_images": 1, "shard_size": 1}),
             r"isolated_9.*reserved",
         ),
+        (
+            lambda c: c["scene"].update(photons={"dist": "uniform", "low": 300, "high": 100}),
+            r"scene\.photons\.low' \(300\) exceeds scene\.photons\.high \(100\)",
+        ),
+        (
+            lambda c: c["phi"]["targets"].update(photons=[200, 300]),
+            r"phi\.targets\.photons.*\[300\]",
+        ),
+        (
+            lambda c: c["posterior"].update(test_images=10**6),
+            r"posterior\.test_images.*simulation\.splits\.test\.n_images",
+        ),
+        (
+            lambda c: c["posterior"].update(isolated_images=10**6),
+            r"posterior\.isolated_images.*simulation\.isolated\.n_images",
+        ),
+        (
+            lambda c: c["posterior"].update(figure_images=10**3),
+            r"posterior\.figure_images.*posterior\.test_images",
+        ),
     ],
 )
 def test_bad_config_names_the_key(default_config, schema, edit, pattern):

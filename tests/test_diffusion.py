@@ -41,13 +41,7 @@ from diffloc.models.diffusion import (
 Z = 4.5  # tolerance in standard errors (two-sided p ~ 7e-6 per check)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors run faster single-threaded (no thread-pool stalls on shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gammas_of(betas: np.ndarray) -> np.ndarray:

@@ -5,10 +5,11 @@ import os
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from diffloc.config import shard_config
-from diffloc.io import ShardError, load_npz, read_shard, save_npz, write_shard
+from diffloc.io import ShardError, load_npz, read_shard, save_csv, save_npz, write_shard
 from diffloc.simulate import simulate_shard
 
 
@@ -136,3 +137,12 @@ def test_outputs_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_save_csv_writes_atomically_without_index(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, 2.5], "b": ["x", "y"]})
+    save_csv(frame, tmp_path / "t.tsv", sep="\t")
+    assert (tmp_path / "t.tsv").read_text() == "a\tb\n1.0\tx\n2.5\ty\n"
+    with pytest.raises(TypeError):
+        save_csv(frame, tmp_path / "bad.csv", not_an_option=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.tsv"]

@@ -19,13 +19,7 @@ PAPER_LIKE = dict(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a single thread avoids thread-pool stalls on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def randomize_output(net: UNet, seed: int = 0) -> UNet:

@@ -63,6 +63,29 @@ def validate_config(config: dict, schema: dict) -> None:
     check_consistency(config)
 
 
+def _at_most(key: str, value, limit_name: str, limit, why: str = "") -> None:
+    """ConfigError naming `key` unless its value is at most `limit` (named `limit_name`)."""
+    if value > limit:
+        raise ConfigError(f"config key '{key}' ({value}) exceeds {limit_name} ({limit}){why}")
+
+
+def _one_of(key: str, value, allowed_name: str, allowed: list) -> None:
+    """ConfigError naming `key` unless its value is in `allowed` (the list at `allowed_name`)."""
+    if value not in allowed:
+        raise ConfigError(f"config key '{key}' ({value}) is not one of {allowed_name} {allowed}")
+
+
+def _exact_keys(key: str, kind: str, spec: dict, allowed: list, tag: str) -> None:
+    """ConfigError unless `spec` holds exactly `allowed` besides its selector key `tag`."""
+    extra = sorted(set(spec) - {tag, *allowed})
+    missing = [k for k in allowed if k not in spec]
+    if missing or extra:
+        raise ConfigError(
+            f"config key '{key}': {kind} takes exactly the keys {list(allowed)} "
+            f"(missing {missing}, unexpected {extra})"
+        )
+
+
 def check_consistency(config: dict) -> None:
     """Cross-field checks the schema cannot express; raise ConfigError naming the keys."""
     geo, scene = config["geometry"], config["scene"]
@@ -76,58 +99,48 @@ def check_consistency(config: dict) -> None:
     for name, table in DIST_PARAMS.items():
         spec = scene[name]
         needed = table[spec["dist"]]
-        extra = sorted(set(spec) - {"dist", *needed})
-        missing = [k for k in needed if k not in spec]
-        if missing or extra:
-            raise ConfigError(
-                f"config key 'scene.{name}': dist '{spec['dist']}' takes exactly the keys "
-                f"{list(needed)} (missing {missing}, unexpected {extra})"
-            )
-        if "low" in needed and spec["low"] > spec["high"]:
-            raise ConfigError(f"config key 'scene.{name}': low must be <= high, got {spec}")
+        _exact_keys(f"scene.{name}", f"dist '{spec['dist']}'", spec, list(needed), "dist")
+        if "low" in needed:
+            _at_most(f"scene.{name}.low", spec["low"], f"scene.{name}.high", spec["high"])
     for name, split in config["simulation"]["splits"].items():
         if name.startswith(ISOLATED_PREFIX):
             raise ConfigError(
                 f"config key 'simulation.splits.{name}': the prefix '{ISOLATED_PREFIX}' is "
                 "reserved for simulation.isolated"
             )
-        if split["shard_size"] > split["n_images"]:
-            raise ConfigError(
-                f"config key 'simulation.splits.{name}.shard_size' ({split['shard_size']}) "
-                f"exceeds n_images ({split['n_images']})"
-            )
+        key = f"simulation.splits.{name}"
+        _at_most(f"{key}.shard_size", split["shard_size"], f"{key}.n_images", split["n_images"])
     loc = config["localize"]
-    if loc["min_sigma"] > loc["max_sigma"]:
-        raise ConfigError(
-            f"config key 'localize.min_sigma' ({loc['min_sigma']}) exceeds "
-            f"localize.max_sigma ({loc['max_sigma']})"
-        )
+    _at_most("localize.min_sigma", loc["min_sigma"], "localize.max_sigma", loc["max_sigma"])
     iso = config["simulation"]["isolated"]
-    if iso["shard_size"] > iso["n_images"]:
-        raise ConfigError(
-            f"config key 'simulation.isolated.shard_size' ({iso['shard_size']}) exceeds "
-            f"n_images ({iso['n_images']})"
-        )
+    _at_most(
+        "simulation.isolated.shard_size",
+        iso["shard_size"],
+        "simulation.isolated.n_images",
+        iso["n_images"],
+    )
     missing_photons = sorted(set(config["phi"]["targets"]["photons"]) - set(iso["photons"]))
     if missing_photons:
         raise ConfigError(
             f"config key 'phi.targets.photons' names photon counts {missing_photons} that "
             f"simulation.isolated.photons ({iso['photons']}) does not simulate"
         )
-    post, splits_cfg = config["posterior"], config["simulation"]["splits"]
-    for key, n in (
-        ("test_images", splits_cfg["test"]["n_images"]),
-        ("isolated_images", iso["n_images"]),
-    ):
-        if post[key] > n:
-            raise ConfigError(
-                f"config key 'posterior.{key}' ({post[key]}) exceeds the {n} images simulated"
-            )
-    if post["figure_images"] > post["test_images"]:
-        raise ConfigError(
-            f"config key 'posterior.figure_images' ({post['figure_images']}) exceeds "
-            f"posterior.test_images ({post['test_images']})"
-        )
+    post, test_n = config["posterior"], config["simulation"]["splits"]["test"]["n_images"]
+    _at_most(
+        "posterior.test_images", post["test_images"], "simulation.splits.test.n_images", test_n
+    )
+    _at_most(
+        "posterior.isolated_images",
+        post["isolated_images"],
+        "simulation.isolated.n_images",
+        iso["n_images"],
+    )
+    _at_most(
+        "posterior.figure_images",
+        post["figure_images"],
+        "posterior.test_images",
+        post["test_images"],
+    )
     _check_mcmc(config)
     _check_diffusion(config)
     _check_calibration(config)
@@ -140,24 +153,13 @@ def _check_diffusion(config: dict) -> None:
     """Cross-field checks of the `diffusion` section (schedule keys, sampler, U-Net levels)."""
     diff = config["diffusion"]
     sched, sampler, unet = diff["schedule"], diff["sampler"], diff["unet"]
-    needed = SCHEDULE_PARAMS[sched["kind"]]
-    extra = sorted(set(sched) - {"kind", "T", *needed})
-    missing = [k for k in needed if k not in sched]
-    if missing or extra:
-        raise ConfigError(
-            f"config key 'diffusion.schedule': kind '{sched['kind']}' takes exactly the keys "
-            f"{['T', *needed]} (missing {missing}, unexpected {extra})"
+    needed = ["T", *SCHEDULE_PARAMS[sched["kind"]]]
+    _exact_keys("diffusion.schedule", f"kind '{sched['kind']}'", sched, needed, "kind")
+    if sched["kind"] == "linear":
+        _at_most(
+            "diffusion.schedule.beta_start", sched["beta_start"], "beta_end", sched["beta_end"]
         )
-    if sched["kind"] == "linear" and sched["beta_start"] > sched["beta_end"]:
-        raise ConfigError(
-            f"config key 'diffusion.schedule.beta_start' ({sched['beta_start']}) exceeds "
-            f"beta_end ({sched['beta_end']})"
-        )
-    if sampler["steps"] > sched["T"]:
-        raise ConfigError(
-            f"config key 'diffusion.sampler.steps' ({sampler['steps']}) exceeds "
-            f"diffusion.schedule.T ({sched['T']})"
-        )
+    _at_most("diffusion.sampler.steps", sampler["steps"], "diffusion.schedule.T", sched["T"])
     if (sampler["kind"] == "ddim") != ("eta" in sampler):
         raise ConfigError(
             f"config key 'diffusion.sampler.eta' is required for kind 'ddim' and only there "
@@ -166,11 +168,8 @@ def _check_diffusion(config: dict) -> None:
     quantiles = diff["summary"]["quantiles"]
     if quantiles != sorted(quantiles):
         raise ConfigError(f"config key 'diffusion.summary.quantiles' must increase: {quantiles}")
-    if diff["summary"]["raw_samples"] > sampler["k"]:
-        raise ConfigError(
-            f"config key 'diffusion.summary.raw_samples' ({diff['summary']['raw_samples']}) "
-            f"exceeds diffusion.sampler.k ({sampler['k']})"
-        )
+    raw = diff["summary"]["raw_samples"]
+    _at_most("diffusion.summary.raw_samples", raw, "diffusion.sampler.k", sampler["k"])
     size = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
     if size % unet["patch"]:
         raise ConfigError(
@@ -197,16 +196,8 @@ def _check_diffusion(config: dict) -> None:
 def _check_mcmc(config: dict) -> None:
     """Cross-field checks of the `mcmc` section against itself and simulation.isolated."""
     mc, iso = config["mcmc"], config["simulation"]["isolated"]
-    if mc["n_images"] > iso["n_images"]:
-        raise ConfigError(
-            f"config key 'mcmc.n_images' ({mc['n_images']}) exceeds "
-            f"simulation.isolated.n_images ({iso['n_images']})"
-        )
-    if mc["chunk_size"] > mc["n_images"]:
-        raise ConfigError(
-            f"config key 'mcmc.chunk_size' ({mc['chunk_size']}) exceeds mcmc.n_images "
-            f"({mc['n_images']})"
-        )
+    _at_most("mcmc.n_images", mc["n_images"], "simulation.isolated.n_images", iso["n_images"])
+    _at_most("mcmc.chunk_size", mc["chunk_size"], "mcmc.n_images", mc["n_images"])
     for name, setting in mc["settings"].items():
         key = f"mcmc.settings.{name}"
         if setting["iterations"] - setting["burn_in"] < 4:
@@ -214,17 +205,13 @@ def _check_mcmc(config: dict) -> None:
                 f"config key '{key}.burn_in' ({setting['burn_in']}) must leave at least 4 of "
                 f"the {setting['iterations']} iterations (split R-hat needs them)"
             )
-        if setting["adapt"] and setting["adapt"]["every"] > setting["burn_in"]:
-            raise ConfigError(
-                f"config key '{key}.adapt.every' ({setting['adapt']['every']}) exceeds burn_in "
-                f"({setting['burn_in']}): the proposal is adapted during burn-in only"
+        if setting["adapt"]:
+            why = ": the proposal is adapted during burn-in only"
+            _at_most(
+                f"{key}.adapt.every", setting["adapt"]["every"], "burn_in", setting["burn_in"], why
             )
     figure = mc["figure"]
-    if figure["photons"] not in iso["photons"]:
-        raise ConfigError(
-            f"config key 'mcmc.figure.photons' ({figure['photons']}) is not one of "
-            f"simulation.isolated.photons {iso['photons']}"
-        )
+    _one_of("mcmc.figure.photons", figure["photons"], "simulation.isolated.photons", iso["photons"])
     if figure["image"] >= mc["n_images"]:
         raise ConfigError(
             f"config key 'mcmc.figure.image' ({figure['image']}) must be < mcmc.n_images "
@@ -266,44 +253,41 @@ def _check_calibration(config: dict) -> None:
             f"config key 'diffusion.summary.raw_samples' ({summary['raw_samples']}) must be >= 2: "
             "the calibration's CRPS and localisation spreads need raw samples"
         )
-    if cal["localization"]["samples"] > summary["raw_samples"]:
-        raise ConfigError(
-            f"config key 'calibration.localization.samples' ({cal['localization']['samples']}) "
-            f"exceeds diffusion.summary.raw_samples ({summary['raw_samples']})"
-        )
-    val_n = config["simulation"]["splits"]["val"]["n_images"]
-    if cal["val_images"] > val_n:
-        raise ConfigError(
-            f"config key 'calibration.val_images' ({cal['val_images']}) exceeds the {val_n} "
-            "images of the val split"
-        )
+    _at_most(
+        "calibration.localization.samples",
+        cal["localization"]["samples"],
+        "diffusion.summary.raw_samples",
+        summary["raw_samples"],
+    )
+    splits_cfg = config["simulation"]["splits"]
+    val_n, test_n = splits_cfg["val"]["n_images"], splits_cfg["test"]["n_images"]
+    _at_most("calibration.val_images", cal["val_images"], "simulation.splits.val.n_images", val_n)
     abl, mc = cal["ablation"], config["mcmc"]
     T = config["diffusion"]["schedule"]["T"]
-    if max(abl["steps"]) > T:
-        raise ConfigError(
-            f"config key 'calibration.ablation.steps' {abl['steps']} exceeds diffusion.schedule.T ({T})"
-        )
+    _at_most("calibration.ablation.steps", max(abl["steps"]), "diffusion.schedule.T", T)
     if abl["batch_size"] < max(abl["k"]):
         raise ConfigError(
             f"config key 'calibration.ablation.batch_size' ({abl['batch_size']}) is below "
             f"max(calibration.ablation.k) ({max(abl['k'])}): batches hold whole images"
         )
-    test_n = config["simulation"]["splits"]["test"]["n_images"]
-    if abl["test_images"] > test_n:
-        raise ConfigError(
-            f"config key 'calibration.ablation.test_images' ({abl['test_images']}) exceeds the "
-            f"{test_n} images of the test split"
-        )
-    if abl["photons"] not in config["simulation"]["isolated"]["photons"]:
-        raise ConfigError(
-            f"config key 'calibration.ablation.photons' ({abl['photons']}) is not one of "
-            f"simulation.isolated.photons {config['simulation']['isolated']['photons']}"
-        )
-    if abl["isolated_images"] > mc["n_images"]:
-        raise ConfigError(
-            f"config key 'calibration.ablation.isolated_images' ({abl['isolated_images']}) "
-            f"exceeds mcmc.n_images ({mc['n_images']}): they are compared with the MCMC"
-        )
+    _at_most(
+        "calibration.ablation.test_images",
+        abl["test_images"],
+        "simulation.splits.test.n_images",
+        test_n,
+    )
+    iso_photons = config["simulation"]["isolated"]["photons"]
+    _one_of(
+        "calibration.ablation.photons", abl["photons"], "simulation.isolated.photons", iso_photons
+    )
+    why = ": they are compared with the MCMC"
+    _at_most(
+        "calibration.ablation.isolated_images",
+        abl["isolated_images"],
+        "mcmc.n_images",
+        mc["n_images"],
+        why,
+    )
     if not any(s["beta"] == 1 for s in mc["settings"].values()):
         raise ConfigError(
             "config key 'mcmc.settings' has no setting with beta = 1: the calibration compares "

@@ -124,6 +124,12 @@ def write_shard(shard: Shard, npz_path: str | Path, parquet_path: str | Path) ->
     save_table(shard.emitters.astype(EMITTER_COLUMNS), parquet_path, shard.metadata)
 
 
+def save_csv(frame: pd.DataFrame, path: str | Path, **to_csv) -> None:
+    """Write a metrics table to CSV (no index; keyword arguments go to DataFrame.to_csv), atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, **to_csv)
+
+
 def save_table(frame: pd.DataFrame, path: str | Path, metadata: dict) -> None:
     """Write a table to Parquet with JSON metadata under the schema key `diffloc`, atomically."""
     table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -21,17 +21,17 @@ from diffloc.config import SHARD_DIGITS, config_hash
 from diffloc.crlb import crlb
 from diffloc.io import (
     ShardError,
-    atomic_path,
     check_array,
     load_npz,
     read_table,
+    save_csv,
     save_npz,
     save_table,
 )
 from diffloc.mcmc import Chains, Setting, diagnostics, emitter_data, push_forward, sample_emitters
 from diffloc.physics.camera import Camera
+from diffloc.provenance import versions
 from diffloc.shard import Shard
-from diffloc.simulate import versions
 
 FORMAT = "diffloc.mcmc/1"
 MAP_KEYS = ("mean", "var", "std")
@@ -204,8 +204,7 @@ def write_chunk(
     """Write a chunk's chains (Parquet), maps (NPZ) and diagnostics (CSV), each atomically."""
     save_table(result.chains, chains_path, result.metadata)
     save_npz(maps_path, result.maps, result.metadata)
-    with atomic_path(csv_path) as tmp:
-        result.diagnostics.to_csv(tmp, index=False, float_format="%.9g")
+    save_csv(result.diagnostics, csv_path, float_format="%.9g")
 
 
 def read_chains(path: str | Path) -> tuple[pd.DataFrame, dict]:

@@ -6,8 +6,11 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 
+import diffloc
 from diffloc.io import load_npz, read_emitters
 
 DATASET_COLUMNS = (
@@ -18,6 +21,16 @@ DATASET_COLUMNS = (
     "emitters_per_image",
     "photons_per_emitter",
 )
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that computes an artifact, stored in its metadata."""
+    return {
+        "diffloc": diffloc.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": str(torch.__version__),
+    }
 
 
 def package_versions(distribution: str = "diffloc") -> dict[str, str]:

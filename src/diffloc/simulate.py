@@ -1,16 +1,13 @@
 """Scene sampling and shard generation, seeded per (split, shard) from the study seed."""
 
-import platform
-
 import numpy as np
-import torch
 
-import diffloc
 from diffloc import seeding
 from diffloc.config import config_hash
 from diffloc.physics.camera import Camera
 from diffloc.physics.kde import kde_images
 from diffloc.physics.psf import expected_counts
+from diffloc.provenance import versions
 from diffloc.runtime import torch_threads
 from diffloc.shard import Scene, Shard
 
@@ -98,16 +95,6 @@ def render(
         cfg["kde"]["normalize"],
     )
     return x, y
-
-
-def versions() -> dict:
-    """Versions of the software that produced an artifact."""
-    return {
-        "diffloc": diffloc.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": str(torch.__version__),
-    }
 
 
 def simulate_shard(shard_cfg: dict) -> Shard:

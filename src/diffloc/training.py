@@ -22,8 +22,9 @@ from torch import nn
 from tqdm import tqdm
 
 from diffloc import seeding
-from diffloc.batches import Arrays, BatchStream
+from diffloc.batches import Arrays, BatchStream, ShardSource, sequential_batches
 from diffloc.io import atomic_path
+from diffloc.provenance import versions
 
 log = logging.getLogger(__name__)
 LOG_COLUMNS = ("step", "train_loss", "val_loss", "lr", "seconds")
@@ -250,6 +251,54 @@ def train(
             on_step(done)
     bar.close()
     return TrainResult(model, ema, rows)
+
+
+def train_and_save(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train_sources: list[ShardSource],
+    val_sources: list[ShardSource],
+    settings: TrainSettings,
+    *,
+    seed: int,
+    key: tuple[str | int, ...],
+    model_path: Path,
+    model_config: dict,
+    metadata: dict,
+    checkpoint: Path,
+    log_csv: Path,
+    fingerprint: str,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """`train` on shuffled batches of `train_sources`, validating on all of `val_sources`; write
+    the inference weights (EMA when on) with `metadata` plus the run's provenance, then drop
+    the checkpoint, which only a killed run needs."""
+    result = train(
+        model,
+        loss_fn,
+        BatchStream(train_sources, settings.batch_size, seed, (*key, "batches")),
+        lambda: sequential_batches(val_sources, settings.batch_size),
+        settings,
+        seed=seed,
+        key=key,
+        checkpoint=checkpoint,
+        log_csv=log_csv,
+        fingerprint=fingerprint,
+        progress=progress,
+        on_step=on_step,
+    )
+    provenance = {
+        "fingerprint": fingerprint,
+        "seed": seed,
+        "final": result.rows[-1],
+        "weights": "ema" if result.ema is not None else "last",
+        "versions": versions(),
+    }
+    save_model(model_path, result.inference_model, model_config, {**metadata, **provenance})
+    checkpoint.unlink(missing_ok=True)
+    log.info("saved %s (final validation loss %.4g)", model_path, result.rows[-1]["val_loss"])
+    return result
 
 
 def save_model(path: Path, model: nn.Module, config: dict, metadata: dict) -> None:

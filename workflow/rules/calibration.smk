@@ -1,7 +1,7 @@
 # Calibration of psi's uncertainty (SPEC 9): diffusion vs MCMC std maps of isolated emitters,
 # coverage / z-scores / CRPS on dense test images (with a validation-fitted recalibration and
 # phi + constant sigma as a baseline), localisation uncertainty from detections on every
-# posterior sample, the sampler ablation, the targets, and Figures 6 and 7.
+# posterior sample, the sampler ablation and the targets (Figures 6 and 7: figures.smk).
 # Needs mcmc.smk (MCMC_SETTINGS) and psi.smk (posterior files, incl. posterior/val/).
 
 CAL_ISOLATED_N = POSTERIOR["isolated_images"]
@@ -244,62 +244,6 @@ rule calibration_targets:
         "../scripts/calibration_targets.py"
 
 
-rule fig6:
-    input:
-        per_image=f"{CALIBRATION_DIR}/mcmc_per_image.csv",
-        coverage=f"{METRICS}/calibration_coverage.csv",
-        reliability=f"{CALIBRATION_DIR}/reliability.csv",
-        z_hist=f"{CALIBRATION_DIR}/z_histogram.csv",
-    output:
-        png=report_item(
-            f"{RUN}/figures/fig6.png",
-            "fig6",
-            "Figures",
-            labels={"figure": "6", "shows": "calibration of psi's uncertainty"},
-        ),
-        pdf=f"{RUN}/figures/fig6.pdf",
-    log:
-        f"{RUN}/logs/fig6.log",
-    benchmark:
-        f"{RUN}/benchmarks/fig6.tsv"
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=5,
-    conda:
-        "../../envs/diffloc.yaml"
-    script:
-        "../scripts/fig6.py"
-
-
-rule fig7:
-    input:
-        ablation=f"{METRICS}/calibration_ablation.csv",
-        recommendation=f"{METRICS}/calibration_recommendation.csv",
-    output:
-        png=report_item(
-            f"{RUN}/figures/fig7.png",
-            "fig7",
-            "Figures",
-            labels={"figure": "7", "shows": "sampler ablation: calibration vs cost"},
-        ),
-        pdf=f"{RUN}/figures/fig7.pdf",
-    params:
-        max_coverage_error=ABLATION["max_coverage_error"],
-    log:
-        f"{RUN}/logs/fig7.log",
-    benchmark:
-        f"{RUN}/benchmarks/fig7.tsv"
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=5,
-    conda:
-        "../../envs/diffloc.yaml"
-    script:
-        "../scripts/fig7.py"
-
-
 STUDY_TARGETS += [
     f"{METRICS}/calibration_mcmc.csv",
     f"{METRICS}/calibration_coverage.csv",
@@ -307,5 +251,4 @@ STUDY_TARGETS += [
     f"{METRICS}/calibration_ablation.csv",
     f"{METRICS}/calibration_recommendation.csv",
     f"{METRICS}/calibration_targets.csv",
-    *(f"{RUN}/figures/fig{i}.{ext}" for i in (6, 7) for ext in ("png", "pdf")),
 ]

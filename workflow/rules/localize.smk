@@ -1,5 +1,5 @@
 # phi's evaluation: LoG localisation on yhat and (oracle) on the true y0, the photon sweep
-# against the Cramer-Rao bound, phi's target checks and Figure 5.
+# against the Cramer-Rao bound and phi's target checks (Figure 5: figures.smk).
 
 rule localize:
     input:
@@ -83,38 +83,8 @@ rule phi_targets:
         "../scripts/phi_targets.py"
 
 
-rule fig5:
-    input:
-        sweep=f"{METRICS}/photon_sweep.csv",
-        localization=f"{METRICS}/localization.csv",
-    output:
-        png=report_item(
-            f"{RUN}/figures/fig5.png",
-            "fig5",
-            "Figures",
-            labels={"figure": "5", "shows": "localisation error vs CRLB"},
-        ),
-        pdf=f"{RUN}/figures/fig5.pdf",
-    params:
-        sigma_y=config["kde"]["sigma_y"],
-    log:
-        f"{RUN}/logs/fig5.log",
-    benchmark:
-        f"{RUN}/benchmarks/fig5.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    conda:
-        "../../envs/diffloc.yaml"
-    script:
-        "../scripts/fig5.py"
-
-
 STUDY_TARGETS += [
     f"{METRICS}/localization.csv",
     f"{METRICS}/phi_targets.csv",
     f"{METRICS}/photon_sweep.csv",
-    f"{RUN}/figures/fig5.png",
-    f"{RUN}/figures/fig5.pdf",
 ]

@@ -1,5 +1,5 @@
 # MCMC reference posterior of isolated emitters (SPEC 6): one job per (setting, set, chunk),
-# a summary table, and Figure 2.
+# a summary table (Figure 2 is drawn in figures.smk from FIG2_CHUNKS).
 from diffloc.mcmc_plan import (
     chunk_config,
     chunk_ids,
@@ -28,8 +28,6 @@ FIG2_CHUNKS = [
 STUDY_TARGETS += [
     *(f"{chunk}{ext}" for ext in (".parquet", ".npz", ".diagnostics.csv") for chunk in MCMC_CHUNKS),
     f"{RUN}/metrics/mcmc.csv",
-    f"{RUN}/figures/fig2.png",
-    f"{RUN}/figures/fig2.pdf",
 ]
 
 
@@ -80,36 +78,3 @@ rule mcmc_summary:
         "../../envs/diffloc.yaml"
     script:
         "../scripts/mcmc_summary.py"
-
-
-rule fig2:
-    input:
-        npz=f"{RUN}/data/{FIG2['set']}/{FIG2['shard']}.npz",
-        parquet=f"{RUN}/data/{FIG2['set']}/{FIG2['shard']}.parquet",
-        chains=[f"{chunk}.parquet" for chunk in FIG2_CHUNKS],
-        maps=[f"{chunk}.npz" for chunk in FIG2_CHUNKS],
-        diagnostics=[f"{chunk}.diagnostics.csv" for chunk in FIG2_CHUNKS],
-    output:
-        png=report_item(
-            f"{RUN}/figures/fig2.png",
-            "fig2",
-            "Figures",
-            labels={"figure": "2", "shows": "MCMC posterior"},
-        ),
-        pdf=f"{RUN}/figures/fig2.pdf",
-    params:
-        figure=FIG2,
-        settings=config["mcmc"]["settings"],
-        geometry=config["geometry"],
-    log:
-        f"{RUN}/logs/fig2.log",
-    benchmark:
-        f"{RUN}/benchmarks/fig2.tsv"
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=5,
-    conda:
-        "../../envs/diffloc.yaml"
-    script:
-        "../scripts/fig2.py"

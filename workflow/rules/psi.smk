@@ -62,67 +62,6 @@ rule posterior:
         "../scripts/posterior_chunk.py"
 
 
-rule fig3:
-    input:
-        model=f"{RUN}/models/psi.pt",
-        npz=f"{RUN}/data/test/0000.npz",
-        yhat=f"{RUN}/yhat/test/0000.npz",
-    output:
-        png=report_item(
-            f"{RUN}/figures/fig3.png",
-            "fig3",
-            "Figures",
-            labels={"figure": "3", "shows": "conditional diffusion pipeline"},
-        ),
-        pdf=f"{RUN}/figures/fig3.pdf",
-    params:
-        image=0,
-        sampler=config["diffusion"]["sampler"],
-        seed=config["seed"],
-    log:
-        f"{RUN}/logs/fig3.log",
-    benchmark:
-        f"{RUN}/benchmarks/fig3.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/diffloc.yaml"
-    script:
-        "../scripts/fig3.py"
-
-
-rule fig4:
-    input:
-        posterior=posterior_files("test"),
-        npz=shard_files("test", "npz"),
-        yhat=yhat_files("test"),
-    output:
-        png=report_item(
-            f"{RUN}/figures/fig4.png",
-            "fig4",
-            "Figures",
-            labels={"figure": "4", "shows": "posterior mean and std, first test images"},
-        ),
-        pdf=f"{RUN}/figures/fig4.pdf",
-    params:
-        n=POSTERIOR["figure_images"],
-    log:
-        f"{RUN}/logs/fig4.log",
-    benchmark:
-        f"{RUN}/benchmarks/fig4.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/diffloc.yaml"
-    script:
-        "../scripts/fig4.py"
-
-
-STUDY_TARGETS += [f"{RUN}/figures/fig{i}.{ext}" for i in (3, 4) for ext in ("png", "pdf")]
 
 
 rule psi_metrics:

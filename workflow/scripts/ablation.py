@@ -10,7 +10,7 @@ import torch
 from diffloc import seeding
 from diffloc.ablation import draw, grid, subsample_rows, timing_rows, warm_up
 from diffloc.calibration_stage import read_estimates, read_mcmc_set, read_truth
-from diffloc.io import atomic_path
+from diffloc.io import atomic_path, save_csv
 from diffloc.models.diffusion import load_psi
 from diffloc.runtime import describe_device, log_allocation
 from diffloc.training import resolve_device
@@ -88,8 +88,7 @@ def run(
             )
         )
         timings.append(timing_rows(r, ks, per_image).assign(device=describe_device(device)))
-    with atomic_path(out_csv) as tmp:
-        pd.concat(metrics, ignore_index=True).to_csv(tmp, index=False, float_format="%.9g")
+    save_csv(pd.concat(metrics, ignore_index=True), out_csv, float_format="%.9g")
     with atomic_path(out_timing) as tmp:
         pd.concat(timings, ignore_index=True).assign(threads=threads).to_csv(
             tmp, index=False, float_format="%.6g"

@@ -6,7 +6,7 @@ import logging
 import pandas as pd
 
 from diffloc.ablation import recommend
-from diffloc.io import atomic_path
+from diffloc.io import save_csv
 
 log = logging.getLogger("diffloc.calibration")
 
@@ -25,10 +25,8 @@ def run(
     table = table.merge(timing, on=["sampler", "steps", "k"], how="left", validate="one_to_one")
     best = recommend(table, max_coverage_error, ratio_bounds)
     log.info("%s", best["text"])
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    with atomic_path(out_recommendation) as tmp:
-        pd.DataFrame([best]).to_csv(tmp, index=False, float_format="%.6g")
+    save_csv(table, out_csv, float_format="%.6g")
+    save_csv(pd.DataFrame([best]), out_recommendation, float_format="%.6g")
 
 
 if "snakemake" in globals():

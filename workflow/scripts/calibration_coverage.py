@@ -7,7 +7,7 @@ import numpy as np
 
 from diffloc import seeding
 from diffloc.calibration_stage import coverage_study, dense_set
-from diffloc.io import atomic_path
+from diffloc.io import save_csv
 
 log = logging.getLogger("diffloc.calibration")
 
@@ -48,8 +48,7 @@ def run(
         (out_reliability, result.reliability),
         (out_z, result.z_hist),
     ):
-        with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.9g")
+        save_csv(frame, path, float_format="%.9g")
 
 
 if "snakemake" in globals():

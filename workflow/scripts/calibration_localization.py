@@ -14,7 +14,7 @@ from diffloc.calibration_stage import (
     read_set_emitters,
     reference_ratios,
 )
-from diffloc.io import atomic_path
+from diffloc.io import atomic_path, save_csv
 from diffloc.localize import detector_settings
 from diffloc.mcmc_stage import read_diagnostics
 
@@ -63,8 +63,7 @@ def run(
         log.info("%s", row)
         rows.append(row)
         all_tracks.append(tracks.assign(set=name))
-    with atomic_path(out_csv) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.9g")
+    save_csv(pd.DataFrame(rows), out_csv, float_format="%.9g")
     with atomic_path(out_tracks) as tmp:
         pd.concat(all_tracks, ignore_index=True).to_parquet(tmp, index=False)
 

@@ -12,7 +12,7 @@ from diffloc.calibration_stage import (
     read_posterior_set,
     read_truth,
 )
-from diffloc.io import atomic_path
+from diffloc.io import save_csv
 
 log = logging.getLogger("diffloc.calibration")
 
@@ -56,10 +56,8 @@ def run(
             row.median_pearson,
             row.n_images,
         )
-    with atomic_path(out_per_image) as tmp:
-        per_image.to_csv(tmp, index=False, float_format="%.9g")
-    with atomic_path(out_csv) as tmp:
-        summary.to_csv(tmp, index=False, float_format="%.9g")
+    save_csv(per_image, out_per_image, float_format="%.9g")
+    save_csv(summary, out_csv, float_format="%.9g")
 
 
 if "snakemake" in globals():

@@ -6,7 +6,7 @@ import logging
 import pandas as pd
 
 from diffloc.calibration_stage import calibration_targets
-from diffloc.io import atomic_path
+from diffloc.io import save_csv
 
 log = logging.getLogger("diffloc.calibration")
 
@@ -23,8 +23,7 @@ def run(mcmc_csv: str, coverage_csv: str, targets: dict, out_csv: str) -> None:
             row.low,
             row.high,
         )
-    with atomic_path(out_csv) as tmp:
-        checks.to_csv(tmp, index=False, float_format="%.9g")
+    save_csv(checks, out_csv, float_format="%.9g")
 
 
 if "snakemake" in globals():

@@ -7,7 +7,7 @@ import torch
 
 from diffloc.io import read_shard, save_npz
 from diffloc.models.phi import build_phi, predict_kde
-from diffloc.simulate import versions
+from diffloc.provenance import versions
 from diffloc.training import load_model, resolve_device
 
 log = logging.getLogger("diffloc.infer_phi")

@@ -5,7 +5,7 @@ import logging
 
 import pandas as pd
 
-from diffloc.io import atomic_path, read_emitters, read_shard, read_yhat
+from diffloc.io import atomic_path, read_emitters, read_shard, read_yhat, save_csv
 from diffloc.localize import CONVENTIONS, detect, localization_metrics, localization_table
 
 log = logging.getLogger("diffloc.localize")
@@ -61,8 +61,7 @@ def run(
         log.info("%s on %s (%s): %s", source, split, convention, metrics)
     with atomic_path(out_table) as tmp:
         pd.concat(tables["one_to_one"], ignore_index=True).to_parquet(tmp, index=False)
-    with atomic_path(out_metrics) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
+    save_csv(pd.DataFrame(rows), out_metrics)
 
 
 if "snakemake" in globals():

@@ -2,7 +2,7 @@
 
 import logging
 
-from diffloc.io import atomic_path
+from diffloc.io import save_csv
 from diffloc.mcmc_stage import read_diagnostics, summarise
 
 log = logging.getLogger("diffloc.mcmc")
@@ -11,8 +11,7 @@ log = logging.getLogger("diffloc.mcmc")
 def run(diagnostics_paths: list[str], out_csv: str) -> None:
     """Summarise the per-image diagnostics CSVs into `out_csv`."""
     table = summarise([read_diagnostics(path) for path in diagnostics_paths])
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+    save_csv(table, out_csv, float_format="%.6g")
     log.info("MCMC summary of %d chunk files -> %s\n%s", len(diagnostics_paths), out_csv, table)
 
 

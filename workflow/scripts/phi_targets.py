@@ -4,7 +4,7 @@ import logging
 
 import pandas as pd
 
-from diffloc.io import atomic_path
+from diffloc.io import save_csv
 from diffloc.photon_sweep import phi_targets
 
 log = logging.getLogger("diffloc.phi_targets")
@@ -30,10 +30,8 @@ def run(
             row.relation,
             row.threshold,
         )
-    with atomic_path(out_localization) as tmp:
-        localization.to_csv(tmp, index=False)
-    with atomic_path(out_targets) as tmp:
-        checks.to_csv(tmp, index=False)
+    save_csv(localization, out_localization)
+    save_csv(checks, out_targets)
 
 
 if "snakemake" in globals():

@@ -4,7 +4,7 @@ import logging
 
 import pandas as pd
 
-from diffloc.io import atomic_path, read_shard
+from diffloc.io import read_shard, save_csv
 from diffloc.photon_sweep import SWEEP_COLUMNS, sweep_row
 
 log = logging.getLogger("diffloc.photon_sweep")
@@ -29,8 +29,7 @@ def run(
             sweep_row(i0, table, emitters, loaded[0].camera, sigma_x, background, pixel_size_nm)
         )
         log.info("i0 = %s: %s", i0, rows[-1])
-    with atomic_path(out_csv) as tmp:
-        pd.DataFrame(rows, columns=list(SWEEP_COLUMNS)).to_csv(tmp, index=False)
+    save_csv(pd.DataFrame(rows, columns=list(SWEEP_COLUMNS)), out_csv)
 
 
 if "snakemake" in globals():

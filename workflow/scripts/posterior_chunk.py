@@ -12,8 +12,8 @@ from diffloc.datasets import image_range
 from diffloc.io import read_yhat
 from diffloc.models.diffusion import Sampler, load_psi
 from diffloc.posterior import concat_summaries, save_posterior, summarize
+from diffloc.provenance import versions
 from diffloc.runtime import log_allocation
-from diffloc.simulate import versions
 from diffloc.training import resolve_device
 
 log = logging.getLogger("diffloc.posterior")

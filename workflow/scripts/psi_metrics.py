@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from diffloc.datasets import image_range
-from diffloc.io import atomic_path, read_shard, read_yhat
+from diffloc.io import read_shard, read_yhat, save_csv
 from diffloc.posterior import load_posterior
 from diffloc.psi_quality import posterior_quality
 
@@ -32,8 +32,7 @@ def run(
     row["max_mse_ratio"] = max_mse_ratio
     row["passed"] = row["mse_ratio"] <= max_mse_ratio
     log.info("%s", row)
-    with atomic_path(out) as tmp:
-        pd.DataFrame([row]).to_csv(tmp, index=False)
+    save_csv(pd.DataFrame([row]), out)
 
 
 if "snakemake" in globals():

@@ -5,7 +5,7 @@ import logging
 import pandas as pd
 import yaml
 
-from diffloc.io import atomic_path
+from diffloc.io import atomic_path, save_csv
 from diffloc.provenance import dataset_table, package_versions
 
 log = logging.getLogger("diffloc.run_info")
@@ -23,11 +23,9 @@ def run(
     with atomic_path(config_path) as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
     versions = pd.DataFrame(package_versions().items(), columns=["package", "version"])
-    with atomic_path(versions_path) as tmp:
-        versions.to_csv(tmp, sep="\t", index=False)
+    save_csv(versions, versions_path, sep="\t")
     datasets = dataset_table(list(zip(npz, parquet, strict=True)))
-    with atomic_path(datasets_path) as tmp:
-        datasets.to_csv(tmp, sep="\t", index=False, float_format="%.4g")
+    save_csv(datasets, datasets_path, sep="\t", float_format="%.4g")
     log.info("run %s: %d packages, %d splits", config["run"], len(versions), len(datasets))
 
 

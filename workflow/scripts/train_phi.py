@@ -6,14 +6,12 @@ from pathlib import Path
 import torch
 
 from diffloc import seeding
-from diffloc.batches import BatchStream, sequential_batches
 from diffloc.config import config_hash
 from diffloc.datasets import phi_sources
 from diffloc.io import load_npz
 from diffloc.models.phi import build_phi, phi_loss
 from diffloc.runtime import log_allocation
-from diffloc.simulate import versions
-from diffloc.training import TrainSettings, resolve_device, save_model, train
+from diffloc.training import TrainSettings, resolve_device, train_and_save
 
 log = logging.getLogger("diffloc.train_phi")
 
@@ -46,37 +44,23 @@ def run(
         len(val_npz),
         settings,
     )
-    stream = BatchStream(phi_sources(train_npz), settings.batch_size, seed, ("phi", "batches"))
-    val_sources = phi_sources(val_npz)
-    result = train(
+    train_and_save(
         model,
         phi_loss,
-        stream,
-        lambda: sequential_batches(val_sources, settings.batch_size),
+        phi_sources(train_npz),
+        phi_sources(val_npz),
         settings,
         seed=seed,
         key=("phi",),
+        model_path=Path(model_path),
+        model_config={**phi_cfg["model"], "upsample": upsample},
+        metadata={"network": "phi"},
         checkpoint=Path(checkpoint),
         log_csv=Path(log_csv),
         fingerprint=fingerprint,
         progress=progress,
         on_step=on_step,
     )
-    metadata = {
-        "network": "phi",
-        "fingerprint": fingerprint,
-        "seed": seed,
-        "final": result.rows[-1],
-        "versions": versions(),
-    }
-    save_model(
-        Path(model_path),
-        result.inference_model,
-        {**phi_cfg["model"], "upsample": upsample},
-        metadata,
-    )
-    Path(checkpoint).unlink(missing_ok=True)
-    log.info("saved %s (final validation loss %.4g)", model_path, result.rows[-1]["val_loss"])
 
 
 if "snakemake" in globals():

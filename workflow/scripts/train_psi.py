@@ -6,14 +6,13 @@ from pathlib import Path
 import torch
 
 from diffloc import seeding
-from diffloc.batches import BatchStream, sequential_batches
+from diffloc.batches import sequential_batches
 from diffloc.config import config_hash
 from diffloc.datasets import psi_sources
 from diffloc.io import load_npz
 from diffloc.models.diffusion import build_psi
 from diffloc.runtime import log_allocation
-from diffloc.simulate import versions
-from diffloc.training import TrainSettings, resolve_device, save_model, to_tensors, train
+from diffloc.training import TrainSettings, resolve_device, to_tensors, train_and_save
 
 log = logging.getLogger("diffloc.train_psi")
 
@@ -69,33 +68,23 @@ def run(
     def loss(model, batch, generator):
         return diffusion.training_loss(model, batch["y"], batch["yhat"], generator)
 
-    result = train(
+    train_and_save(
         net,
         loss,
-        BatchStream(sources, settings.batch_size, seed, ("psi", "batches")),
-        lambda: sequential_batches(val_sources, settings.batch_size),
+        sources,
+        val_sources,
         settings,
         seed=seed,
         key=("psi",),
+        model_path=Path(model_path),
+        model_config=psi_cfg,
+        metadata={"network": "psi", "config": psi_cfg, "schedule": report},
         checkpoint=Path(checkpoint),
         log_csv=Path(log_csv),
         fingerprint=fingerprint,
         progress=progress,
         on_step=on_step,
     )
-    metadata = {
-        "network": "psi",
-        "config": psi_cfg,
-        "fingerprint": fingerprint,
-        "seed": seed,
-        "schedule": report,
-        "final": result.rows[-1],
-        "weights": "ema" if result.ema is not None else "last",
-        "versions": versions(),
-    }
-    save_model(Path(model_path), result.inference_model, psi_cfg, metadata)
-    Path(checkpoint).unlink(missing_ok=True)
-    log.info("saved %s (final validation loss %.4g)", model_path, result.rows[-1]["val_loss"])
 
 
 if "snakemake" in globals():
