@@ -32,6 +32,20 @@ include: "workflow/rules/psi.smk"
 include: "workflow/rules/mcmc.smk"
 include: "workflow/rules/calibration.smk"
 include: "workflow/rules/figures.smk"
+
+
+# The study's outputs, stage by stage; the report (last) shows them all.
+STUDY_TARGETS = [
+    *SIMULATE_TARGETS,
+    *PHI_TARGETS,
+    *LOCALIZE_TARGETS,
+    *PSI_TARGETS,
+    *MCMC_TARGETS,
+    *CALIBRATION_TARGETS,
+    *FIGURE_TARGETS,
+]
+
+
 include: "workflow/rules/report.smk"
 
 
@@ -39,3 +53,4 @@ rule all:
     default_target: True
     input:
         STUDY_TARGETS,
+        REPORT_HTML,

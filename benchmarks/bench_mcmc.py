@@ -25,8 +25,8 @@ from bench_simulate import hardware
 from scipy.special import erf
 
 from diffloc.config import load_config, shard_config
-from diffloc.mcmc import Setting, diagnostics, emitter_data, sample_emitters
-from diffloc.simulate import simulate_shard
+from diffloc.mcmc.sampler import Setting, diagnostics, emitter_data, sample_emitters
+from diffloc.simulate.scenes import simulate_shard
 
 REPO = Path(__file__).resolve().parents[1]
 CHAINS_PER_IMAGE = 4

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from diffloc.config import load_config
-from diffloc.models.phi import build_phi, phi_loss
+from diffloc.phi.network import build_phi, phi_loss
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from diffloc.config import load_config
-from diffloc.models.diffusion import Sampler, build_psi
+from diffloc.psi.diffusion import Sampler, build_psi
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -22,8 +22,8 @@ import torch
 from scipy.special import erf
 
 from diffloc.config import load_config, shard_config
-from diffloc.io import write_shard
-from diffloc.simulate import simulate_shard
+from diffloc.data.shards import write_shard
+from diffloc.simulate.scenes import simulate_shard
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from diffloc.batches import BatchStream, ShardSource, sequential_batches
+from diffloc.training.batches import BatchStream, ShardSource, sequential_batches
 
 
 def _sources(sizes, loads=None):

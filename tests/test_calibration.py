@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy.stats import binom, norm
 
-from diffloc import calibration as cal
-from diffloc.posterior import summarize
+from diffloc.calibration import metrics as cal
+from diffloc.psi.posterior import summarize
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 QUANTILES = (0.025, 0.05, 0.1, 0.16, 0.25, 0.5, 0.75, 0.84, 0.9, 0.95, 0.975)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from conftest import REPO, SCHEMA_PATH, load_script, tiny
-from diffloc import calibration as cal
-from diffloc.ablation import Run, grid, recommend, subsample_rows, timing_rows
-from diffloc.calibration_stage import (
+from diffloc.calibration import metrics as cal
+from diffloc.calibration.ablation import Run, grid, recommend, subsample_rows, timing_rows
+from diffloc.calibration.tables import (
     DenseSet,
     IsolatedSet,
     calibration_targets,
@@ -18,11 +18,13 @@ from diffloc.calibration_stage import (
     mcmc_summary,
 )
 from diffloc.config import load_config, shard_config
-from diffloc.io import read_shard, save_npz
-from diffloc.mcmc_stage import FORMAT
-from diffloc.models.diffusion import build_psi
-from diffloc.posterior import save_posterior, summarize
-from diffloc.training import save_model
+from diffloc.data.files import save_npz
+from diffloc.data.mcmc import FORMAT
+from diffloc.data.models import save_model
+from diffloc.data.posterior import save_posterior
+from diffloc.data.shards import read_shard
+from diffloc.psi.diffusion import build_psi
+from diffloc.psi.posterior import summarize
 
 QUANTILES = (0.025, 0.05, 0.1, 0.16, 0.25, 0.5, 0.75, 0.84, 0.9, 0.95, 0.975)
 LEVELS = (0.5, 0.8, 0.9, 0.95)

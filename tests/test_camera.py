@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import poisson
 
 from diffloc.physics.camera import Camera, poisson_nll
-from diffloc.simulate import make_camera
+from diffloc.simulate.scenes import make_camera
 
 K = 20_000  # samples per pixel
 Z_MAX = 5.0  # per-pixel z-score bound: P(|z| > 5) * 400 pixels ~ 2e-4 under the null

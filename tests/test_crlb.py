@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from diffloc.crlb import crlb, crlb_std_nm, fisher_information, rate_gradients
 from diffloc.physics.camera import Camera
+from diffloc.physics.crlb import crlb, crlb_std_nm, fisher_information, rate_gradients
 from diffloc.physics.psf import expected_counts
 
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from diffloc.config import shard_config
-from diffloc.datasets import image_range, psi_sources
-from diffloc.io import ShardError, read_yhat, save_npz, write_shard
-from diffloc.simulate import simulate_shard
+from diffloc.data.files import ShardError, save_npz
+from diffloc.data.shards import image_range, read_yhat, write_shard
+from diffloc.simulate.scenes import simulate_shard
+from diffloc.training.pairs import psi_sources
 
 
 @pytest.fixture

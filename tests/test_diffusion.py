@@ -26,7 +26,7 @@ from scipy import integrate, stats
 
 from conftest import REPO
 from diffloc.config import ConfigError, validate_config
-from diffloc.models.diffusion import (
+from diffloc.psi.diffusion import (
     SAMPLERS,
     Diffusion,
     Sampler,

@@ -7,10 +7,10 @@ import pytest
 from test_workflow import load_script
 
 from diffloc.config import shard_config
+from diffloc.data.shards import read_shard, write_shard
 from diffloc.figures.fig1 import generative_model_figure
-from diffloc.io import read_shard, write_shard
 from diffloc.physics.psf import expected_counts
-from diffloc.simulate import simulate_shard
+from diffloc.simulate.scenes import simulate_shard
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import numpy as np
 
 from conftest import load_script
 from diffloc.config import shard_config
+from diffloc.data.shards import write_shard
 from diffloc.figures.fig2 import PosteriorRow, figure2
-from diffloc.io import write_shard
-from diffloc.mcmc_plan import chunk_config, figure_spec
-from diffloc.simulate import simulate_shard
+from diffloc.mcmc.plan import chunk_config, figure_spec
+from diffloc.simulate.scenes import simulate_shard
 
 
 def _texts(fig):

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from diffloc.config import shard_config
-from diffloc.io import ShardError, load_npz, read_shard, save_csv, save_npz, write_shard
-from diffloc.simulate import simulate_shard
+from diffloc.data.files import ShardError, load_npz, save_csv, save_npz
+from diffloc.data.shards import read_shard, write_shard
+from diffloc.simulate.scenes import simulate_shard
 
 
 @pytest.fixture

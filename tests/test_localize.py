@@ -8,16 +8,18 @@ import pandas as pd
 import pytest
 
 from diffloc.config import ConfigError, validate_config
-from diffloc.localize import (
+from diffloc.localize.detection import (
     DETECTION_COLUMNS,
     DetectorSettings,
     detect,
     detector_settings,
+    refine_offsets,
+)
+from diffloc.localize.matching import (
     efficiency,
     localization_metrics,
     localization_table,
     match_detections,
-    refine_offsets,
 )
 from diffloc.physics.kde import kde_images
 

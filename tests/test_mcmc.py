@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from diffloc.mcmc import (
+from diffloc.mcmc.sampler import (
     Setting,
     diagnostics,
     emitter_data,

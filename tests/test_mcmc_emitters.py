@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from diffloc.config import shard_config
-from diffloc.crlb import crlb
-from diffloc.mcmc import Setting, diagnostics, emitter_data, sample_emitters
-from diffloc.simulate import simulate_shard
+from diffloc.mcmc.sampler import Setting, diagnostics, emitter_data, sample_emitters
+from diffloc.physics.crlb import crlb
+from diffloc.simulate.scenes import simulate_shard
 
 N_IMAGES = 100
 ADAPTED = Setting(1.0, 3000, 1000, 0.05, target_acceptance=0.35, adapt_every=50)

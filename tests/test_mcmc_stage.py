@@ -14,17 +14,13 @@ import yaml
 
 from conftest import REPO, load_script, tiny
 from diffloc.config import ConfigError, shard_config, validate_config
-from diffloc.io import ShardError, read_shard, write_shard
-from diffloc.mcmc import kde_factors
-from diffloc.mcmc_plan import chunk_config, chunk_ids, chunk_images, figure_spec
-from diffloc.mcmc_stage import (
-    CHAIN_COLUMNS,
-    read_chains,
-    read_diagnostics,
-    read_maps,
-    run_chunk,
-)
-from diffloc.simulate import simulate_shard
+from diffloc.data.files import ShardError
+from diffloc.data.mcmc import CHAIN_COLUMNS, read_chains, read_diagnostics, read_maps
+from diffloc.data.shards import read_shard, write_shard
+from diffloc.mcmc.chunks import run_chunk
+from diffloc.mcmc.plan import chunk_config, chunk_ids, chunk_images, figure_spec
+from diffloc.mcmc.sampler import kde_factors
+from diffloc.simulate.scenes import simulate_shard
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
@@ -262,8 +258,8 @@ def test_chunk_bytes_do_not_depend_on_thread_counts(tmp_path, tiny_config):
     cfg = tmp_path / "chunk.yaml"
     cfg.write_text(yaml.safe_dump(chunk_config(tiny_config, "default", "isolated_1000", 0)))
     code = (
-        "import sys, yaml, hashlib; from diffloc.io import read_shard;"
-        "from diffloc.mcmc_stage import run_chunk;"
+        "import sys, yaml, hashlib; from diffloc.data.shards import read_shard;"
+        "from diffloc.mcmc.chunks import run_chunk;"
         "c = yaml.safe_load(open(sys.argv[1])); r = run_chunk(c, {'0000': read_shard(*sys.argv[2:])});"
         "print(hashlib.sha256(r.chains.to_numpy().tobytes() + r.maps['var'].tobytes()"
         " + r.diagnostics.to_csv().encode()).hexdigest())"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffloc.models.phi import Phi, build_phi, phi_loss, predict_kde
+from diffloc.phi.network import Phi, build_phi, phi_loss, predict_kde
 
 
 def _model(**kw):

@@ -7,8 +7,8 @@ import torch
 
 from conftest import REPO, SCHEMA_PATH, load_script, tiny
 from diffloc.config import load_config, shard_config
-from diffloc.io import read_shard, read_yhat
-from diffloc.localize import detector_settings
+from diffloc.data.shards import read_shard, read_yhat
+from diffloc.localize.detection import detector_settings
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diffloc.crlb import crlb
-from diffloc.photon_sweep import phi_targets, sweep_row
+from diffloc.localize.photon_sweep import sweep_row
+from diffloc.localize.targets import phi_targets
 from diffloc.physics.camera import Camera
+from diffloc.physics.crlb import crlb
 
 
 def test_sweep_row_aggregates_errors_and_bounds():

@@ -4,16 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from diffloc.io import ShardError
-from diffloc.models.diffusion import Diffusion, Sampler, cosine_schedule
-from diffloc.posterior import (
-    SUMMARY_KEYS,
-    concat_summaries,
-    load_posterior,
-    sample_summaries,
-    save_posterior,
-    summarize,
-)
+from diffloc.data.files import ShardError
+from diffloc.data.posterior import SUMMARY_KEYS, load_posterior, save_posterior
+from diffloc.psi.diffusion import Diffusion, Sampler, cosine_schedule
+from diffloc.psi.posterior import concat_summaries, sample_summaries, summarize
 
 LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
 

@@ -10,9 +10,10 @@ import yaml
 from test_workflow import load_script
 
 from diffloc.config import shard_config
-from diffloc.io import write_shard
-from diffloc.provenance import DATASET_COLUMNS, dataset_table, package_versions
-from diffloc.simulate import simulate_shard
+from diffloc.data.shards import write_shard
+from diffloc.provenance import package_versions
+from diffloc.report.datasets import DATASET_COLUMNS, dataset_table
+from diffloc.simulate.scenes import simulate_shard
 
 
 @pytest.fixture

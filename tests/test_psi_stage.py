@@ -7,8 +7,8 @@ import torch
 
 from conftest import REPO, SCHEMA_PATH, load_script, tiny
 from diffloc.config import load_config, shard_config
-from diffloc.posterior import load_posterior
-from diffloc.psi_quality import posterior_quality
+from diffloc.data.posterior import load_posterior
+from diffloc.psi.quality import posterior_quality
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ from scipy import stats
 
 from diffloc import seeding
 from diffloc.config import shard_config
+from diffloc.data.shards import Scene
 from diffloc.physics.kde import kde_images
-from diffloc.shard import Scene
-from diffloc.simulate import sample_counts, sample_photons, sample_scene, simulate_shard
+from diffloc.simulate.scenes import sample_counts, sample_photons, sample_scene, simulate_shard
 
 
 def test_emitters_are_uniform_on_the_disc():

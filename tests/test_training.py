@@ -7,16 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from diffloc.batches import BatchStream, ShardSource, sequential_batches
-from diffloc.models.phi import Phi, phi_loss
-from diffloc.training import (
-    TrainSettings,
-    learning_rate,
-    load_model,
-    resolve_device,
-    save_model,
-    train,
-)
+from diffloc.data.models import load_model, save_model
+from diffloc.phi.network import Phi, phi_loss
+from diffloc.runtime import resolve_device
+from diffloc.training.batches import BatchStream, ShardSource, sequential_batches
+from diffloc.training.loop import TrainSettings, learning_rate, train
 
 
 def _settings(**kw):

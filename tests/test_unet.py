@@ -4,7 +4,7 @@ placement, dropout reproducibility, trainability and size."""
 import pytest
 import torch
 
-from diffloc.models.unet import Attention, UNet, level_sizes
+from diffloc.psi.unet import Attention, UNet, level_sizes
 
 PAPER_LIKE = dict(
     channels=8,

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import REPO, load_script
 from diffloc.config import shard_config
-from diffloc.io import read_shard
+from diffloc.data.shards import read_shard
 
 
 def snakemake(workdir, config, *args, timeout=300):
@@ -81,7 +81,7 @@ def test_rule_script_writes_the_same_bytes_as_the_workflow(tmp_path, tiny_config
 def test_bytes_do_not_depend_on_thread_counts(tmp_path, tiny_config):
     code = (
         "import sys, yaml, hashlib; from diffloc.config import shard_config;"
-        "from diffloc.simulate import simulate_shard;"
+        "from diffloc.simulate.scenes import simulate_shard;"
         "c = yaml.safe_load(open(sys.argv[1])); s = simulate_shard(shard_config(c, 'phi_train', 0));"
         "print(hashlib.sha256(s.x.tobytes() + s.y.tobytes()).hexdigest())"
     )

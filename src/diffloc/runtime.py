@@ -1,4 +1,5 @@
-"""Where a job runs: its SLURM allocation, the GPUs it was given, torch's device and threads.
+"""Where and how a job runs: its SLURM allocation, the GPUs it was given, torch's device and
+threads, its log file, and its grouped inputs.
 
 Every rule that trains or samples calls `log_allocation` first, so its log shows whether the
 scheduler gave it a GPU and whether torch uses one (a GPU job that silently runs on the CPU is
@@ -8,8 +9,11 @@ the commonest cluster mistake).
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -76,3 +80,53 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def resolve_device(name: str) -> torch.device:
+    """torch device for `auto | cpu | cuda`; asking for cuda without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config asks for device 'cuda' but no CUDA GPU is available")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+@contextmanager
+def job_log(path: str | Path | None) -> Iterator[logging.Logger]:
+    """Send every log record (INFO and up) to `path`, a rule's log file, while a job runs; a
+    failure is logged with its traceback before it propagates. Yields the `diffloc` logger."""
+    root, logger = logging.getLogger(), logging.getLogger("diffloc")
+    handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield logger
+    except BaseException:
+        logger.exception("job failed")
+        raise
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+
+
+def grouped(named: Any, kind: str) -> dict[str, Any]:
+    """Regroup named inputs `kind__a[__b...]` (workflow/rules/common.smk: `grouped_inputs`) as
+    {a: files} or {a: {b: files}}, groups in their input order; `named` is any mapping-like
+    object with `.items()` (a Snakemake input list, a dict)."""
+    out: dict[str, Any] = {}
+    for name, files in named.items():
+        parts = name.split("__")
+        if parts[0] != kind or len(parts) < 2:
+            continue
+        node = out
+        for part in parts[1:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = [files] if isinstance(files, str) else [str(f) for f in files]
+    if not out:
+        raise KeyError(f"no inputs named {kind}__<group> among {[n for n, _ in named.items()]}")
+    return out

@@ -4,6 +4,26 @@
 # posterior sample, the sampler ablation and the targets (Figures 6 and 7: figures.smk).
 # Needs mcmc.smk (MCMC_SETTINGS) and psi.smk (posterior files, incl. posterior/val/).
 
+CALIBRATION = config["calibration"]
+CALIBRATION_DIR = f"{RUN}/calibration"
+
+
+def ablation_kinds():
+    """The `{sampler}` wildcard of the ablation: the grid's kinds, then the study's own."""
+    kinds = list(CALIBRATION["ablation"]["samplers"])
+    own = config["diffusion"]["sampler"]["kind"]
+    return kinds if own in kinds else [*kinds, own]
+
+
+def calibration_mem_mb(n_images):
+    """Memory (MB) of a calibration job holding n_images posterior summaries: per image its
+    quantile maps, raw samples and a few maps, as float32 with float64 working copies."""
+    summary = config["diffusion"]["summary"]
+    side = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
+    maps = len(summary["quantiles"]) + summary["raw_samples"] + 4
+    return 1000 + int(24 * maps * side * side * n_images / 1e6)
+
+
 CAL_ISOLATED_N = POSTERIOR["isolated_images"]
 CAL_TEST_N = POSTERIOR["test_images"]
 CAL_VAL_N = CALIBRATION["val_images"]
@@ -15,9 +35,9 @@ ABLATION_DIR = f"{CALIBRATION_DIR}/ablation"
 
 rule calibration_mcmc:
     input:
-        posterior=[f for s in ISOLATED for f in posterior_files(s)],
-        npz=[f for s in ISOLATED for f in split_head_files(s, CAL_ISOLATED_N, "npz")],
-        maps=[f for m in MCMC_SETTINGS for s in ISOLATED for f in mcmc_set_maps(m, s)],
+        posterior=[f for s in ISOLATED_SPLITS for f in posterior_files(s)],
+        npz=[f for s in ISOLATED_SPLITS for f in split_head_files(s, CAL_ISOLATED_N, "npz")],
+        maps=[f for m in MCMC_SETTINGS for s in ISOLATED_SPLITS for f in mcmc_split_maps(m, s)],
     output:
         csv=report_item(f"{METRICS}/calibration_mcmc.csv", "calibration_mcmc", "Metrics"),
         per_image=f"{CALIBRATION_DIR}/mcmc_per_image.csv",
@@ -27,9 +47,9 @@ rule calibration_mcmc:
                 "photons": split_photons(s),
                 "posterior": posterior_files(s),
                 "npz": split_head_files(s, CAL_ISOLATED_N, "npz"),
-                "maps": {m: mcmc_set_maps(m, s) for m in MCMC_SETTINGS},
+                "maps": {m: mcmc_split_maps(m, s) for m in MCMC_SETTINGS},
             }
-            for s in ISOLATED
+            for s in ISOLATED_SPLITS
         },
         betas={m: config["mcmc"]["settings"][m]["beta"] for m in MCMC_SETTINGS},
         n_images=CAL_ISOLATED_N,
@@ -42,7 +62,7 @@ rule calibration_mcmc:
         f"{RUN}/benchmarks/calibration/mcmc.tsv"
     threads: 1
     resources:
-        mem_mb=calibration_mem_mb(len(ISOLATED) * CAL_ISOLATED_N),
+        mem_mb=calibration_mem_mb(len(ISOLATED_SPLITS) * CAL_ISOLATED_N),
         runtime=10,
     conda:
         "../../envs/diffloc.yaml"
@@ -96,20 +116,20 @@ rule calibration_coverage:
 
 rule calibration_localization:
     input:
-        posterior=[f for s in ["test", *ISOLATED] for f in posterior_files(s)],
+        posterior=[f for s in ["test", *ISOLATED_SPLITS] for f in posterior_files(s)],
         npz=[
             f
-            for s in ["test", *ISOLATED]
-            for f in split_head_files(s, POSTERIOR_SETS[s], "npz")
+            for s in ["test", *ISOLATED_SPLITS]
+            for f in split_head_files(s, POSTERIOR_SPLITS[s], "npz")
         ],
         parquet=[
             f
-            for s in ["test", *ISOLATED]
-            for f in split_head_files(s, POSTERIOR_SETS[s], "parquet")
+            for s in ["test", *ISOLATED_SPLITS]
+            for f in split_head_files(s, POSTERIOR_SPLITS[s], "parquet")
         ],
         diagnostics=[
             f"{RUN}/mcmc/{CAL_MCMC_REF}/{s}/{c}.diagnostics.csv"
-            for s in ISOLATED
+            for s in ISOLATED_SPLITS
             for c in chunk_ids(config)
         ],
     output:
@@ -121,17 +141,17 @@ rule calibration_localization:
         sets={
             s: {
                 "photons": split_photons(s),
-                "n_images": POSTERIOR_SETS[s],
+                "n_images": POSTERIOR_SPLITS[s],
                 "posterior": posterior_files(s),
-                "npz": split_head_files(s, POSTERIOR_SETS[s], "npz"),
-                "parquet": split_head_files(s, POSTERIOR_SETS[s], "parquet"),
+                "npz": split_head_files(s, POSTERIOR_SPLITS[s], "npz"),
+                "parquet": split_head_files(s, POSTERIOR_SPLITS[s], "parquet"),
                 "diagnostics": [
                     f"{RUN}/mcmc/{CAL_MCMC_REF}/{s}/{c}.diagnostics.csv" for c in chunk_ids(config)
                 ]
                 if s != "test"
                 else [],
             }
-            for s in ["test", *ISOLATED]
+            for s in ["test", *ISOLATED_SPLITS]
         },
         config={k: config[k] for k in ("localize", "kde", "geometry", "psf", "mcmc")},
         levels=CALIBRATION["localization"]["levels"],
@@ -157,7 +177,7 @@ rule ablation:
         yhat=split_head_yhat("test", ABLATION["test_images"]),
         iso_npz=split_head_files(ABLATION_SET, ABLATION["isolated_images"], "npz"),
         iso_yhat=split_head_yhat(ABLATION_SET, ABLATION["isolated_images"]),
-        maps=mcmc_set_maps(CAL_MCMC_REF, ABLATION_SET) if ABLATION["isolated_images"] else [],
+        maps=mcmc_split_maps(CAL_MCMC_REF, ABLATION_SET) if ABLATION["isolated_images"] else [],
     output:
         csv=f"{ABLATION_DIR}/{{sampler}}.csv",
         timing=f"{ABLATION_DIR}/{{sampler}}.timing.csv",
@@ -171,7 +191,7 @@ rule ablation:
         isolated={
             "npz": split_head_files(ABLATION_SET, ABLATION["isolated_images"], "npz"),
             "yhat": split_head_yhat(ABLATION_SET, ABLATION["isolated_images"]),
-            "maps": mcmc_set_maps(CAL_MCMC_REF, ABLATION_SET),
+            "maps": mcmc_split_maps(CAL_MCMC_REF, ABLATION_SET),
         },
         levels=CALIBRATION["levels"],
         floor=CALIBRATION["support_floor"],
@@ -244,7 +264,7 @@ rule calibration_targets:
         "../scripts/calibration_targets.py"
 
 
-STUDY_TARGETS += [
+CALIBRATION_TARGETS = [
     f"{METRICS}/calibration_mcmc.csv",
     f"{METRICS}/calibration_coverage.csv",
     f"{METRICS}/calibration_localization.csv",

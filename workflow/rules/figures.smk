@@ -209,4 +209,4 @@ rule fig7:
         "../scripts/fig7.py"
 
 
-STUDY_TARGETS += [f"{FIGURES}/fig{i}.{ext}" for i in range(1, 8) for ext in ("png", "pdf")]
+FIGURE_TARGETS = [f"{FIGURES}/fig{i}.{ext}" for i in range(1, 8) for ext in ("png", "pdf")]

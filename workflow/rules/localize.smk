@@ -1,6 +1,16 @@
 # phi's evaluation: LoG localisation on yhat and (oracle) on the true y0, the photon sweep
 # against the Cramer-Rao bound and phi's target checks (Figure 5: figures.smk).
 
+LOCALIZE_SPLITS = ["test", *ISOLATED_SPLITS]
+
+
+def kde_inputs(wildcards):
+    """The KDEs a localisation job reads: phi's yhat or the true y0 in the data shards."""
+    if wildcards.source == "phi":
+        return yhat_files(wildcards.split)
+    return shard_files(wildcards.split, "npz")
+
+
 rule localize:
     input:
         kde=kde_inputs,
@@ -31,14 +41,14 @@ rule localize:
 
 rule photon_sweep:
     input:
-        tables=[f"{RUN}/localizations/phi/{s}.parquet" for s in ISOLATED],
-        npz=[f for s in ISOLATED for f in shard_files(s, "npz")],
-        parquet=[f for s in ISOLATED for f in shard_files(s, "parquet")],
+        tables=[f"{RUN}/localizations/phi/{s}.parquet" for s in ISOLATED_SPLITS],
+        npz=[f for s in ISOLATED_SPLITS for f in shard_files(s, "npz")],
+        parquet=[f for s in ISOLATED_SPLITS for f in shard_files(s, "parquet")],
     output:
         report_item(f"{METRICS}/photon_sweep.csv", "photon_sweep", "Metrics"),
     params:
-        photons=[SPLITS[s].photons["value"] for s in ISOLATED],
-        shards=[list(zip(shard_files(s, "npz"), shard_files(s, "parquet"))) for s in ISOLATED],
+        photons=[SPLITS[s].photons["value"] for s in ISOLATED_SPLITS],
+        shards=[list(zip(shard_files(s, "npz"), shard_files(s, "parquet"))) for s in ISOLATED_SPLITS],
         sigma_x=config["psf"]["sigma_x"],
         background=config["psf"]["background"],
         pixel_size_nm=config["geometry"]["pixel_size_nm"],
@@ -83,7 +93,7 @@ rule phi_targets:
         "../scripts/phi_targets.py"
 
 
-STUDY_TARGETS += [
+LOCALIZE_TARGETS = [
     f"{METRICS}/localization.csv",
     f"{METRICS}/phi_targets.csv",
     f"{METRICS}/photon_sweep.csv",

@@ -1,7 +1,37 @@
 # psi: train the conditional diffusion model on phi's output for psi_train, then sample
 # posteriors for chunks of test images and of the isolated-emitter sets.
 
-STUDY_TARGETS += [f for s in POSTERIOR_SETS for f in posterior_files(s)]
+POSTERIOR = config["posterior"]
+# psi samples the first images of the test split, of every isolated split, and of the
+# validation split (on which the calibration stage fits its recalibration)
+POSTERIOR_SPLITS = {
+    "test": POSTERIOR["test_images"],
+    **{s: POSTERIOR["isolated_images"] for s in ISOLATED_SPLITS},
+    "val": config["calibration"]["val_images"],
+}
+
+
+def posterior_files(split):
+    """Posterior summary file of every chunk of `split`."""
+    n, size = POSTERIOR_SPLITS[split], POSTERIOR["chunk_size"]
+    return [f"{RUN}/posterior/{split}/{c:04d}.npz" for c in range(-(-n // size))]
+
+
+def chunk_images(wildcards):
+    """[start, stop) image range of a posterior chunk within its split."""
+    size = POSTERIOR["chunk_size"]
+    start = int(wildcards.chunk) * size
+    return [start, min(start + size, POSTERIOR_SPLITS[wildcards.split])]
+
+
+def psi_training_config():
+    """What psi's training depends on: geometry and the diffusion section without the sampler
+    and the summaries (changing how samples are drawn or summarised does not retrain psi)."""
+    diffusion = {k: v for k, v in config["diffusion"].items() if k not in ("sampler", "summary")}
+    return {"geometry": config["geometry"], "diffusion": diffusion}
+
+
+PSI_TARGETS = [f for s in POSTERIOR_SPLITS for f in posterior_files(s)]
 
 
 rule train_psi:
@@ -35,9 +65,9 @@ rule train_psi:
 rule posterior:
     input:
         model=f"{RUN}/models/psi.pt",
-        yhat=lambda wc: yhat_files(wc.set),
+        yhat=lambda wc: yhat_files(wc.split),
     output:
-        f"{RUN}/posterior/{{set}}/{{chunk}}.npz",
+        f"{RUN}/posterior/{{split}}/{{chunk}}.npz",
     params:
         images=chunk_images,
         sampler=config["diffusion"]["sampler"],
@@ -45,12 +75,12 @@ rule posterior:
         device=config["diffusion"]["train"]["device"],
         seed=config["seed"],
     wildcard_constraints:
-        set="|".join(POSTERIOR_SETS),
+        split="|".join(POSTERIOR_SPLITS),
         chunk=r"\d{4}",
     log:
-        f"{RUN}/logs/posterior/{{set}}/{{chunk}}.log",
+        f"{RUN}/logs/posterior/{{split}}/{{chunk}}.log",
     benchmark:
-        f"{RUN}/benchmarks/posterior/{{set}}/{{chunk}}.tsv"
+        f"{RUN}/benchmarks/posterior/{{split}}/{{chunk}}.tsv"
     threads: 1
     resources:
         gpu=1,
@@ -88,4 +118,4 @@ rule psi_metrics:
         "../scripts/psi_metrics.py"
 
 
-STUDY_TARGETS += [f"{METRICS}/psi.csv"]
+PSI_TARGETS += [f"{METRICS}/psi.csv"]

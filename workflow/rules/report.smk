@@ -5,6 +5,11 @@
 RUN_INFO = f"{RUN}/report"
 
 
+def report_inputs(wildcards):
+    """Everything `rule all` builds except the report itself, and every registered report file."""
+    return sorted({*STUDY_TARGETS, *REPORT_TARGETS} - {REPORT_HTML})
+
+
 localrules:
     run_info,
     report,
@@ -55,5 +60,3 @@ rule report:
     script:
         "../scripts/report.py"
 
-
-STUDY_TARGETS += [REPORT_HTML]

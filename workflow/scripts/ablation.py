@@ -8,12 +8,11 @@ import pandas as pd
 import torch
 
 from diffloc import seeding
-from diffloc.ablation import draw, grid, subsample_rows, timing_rows, warm_up
-from diffloc.calibration_stage import read_estimates, read_mcmc_set, read_truth
-from diffloc.io import atomic_path, save_csv
-from diffloc.models.diffusion import load_psi
-from diffloc.runtime import describe_device, log_allocation
-from diffloc.training import resolve_device
+from diffloc.calibration.ablation import draw, grid, subsample_rows, timing_rows, warm_up
+from diffloc.calibration.inputs import read_estimates, read_mcmc_set, read_truth
+from diffloc.data.files import atomic_path, save_csv
+from diffloc.psi.diffusion import load_psi
+from diffloc.runtime import describe_device, log_allocation, resolve_device
 
 log = logging.getLogger("diffloc.ablation")
 

@@ -5,8 +5,8 @@ import logging
 
 import pandas as pd
 
-from diffloc.ablation import recommend
-from diffloc.io import save_csv
+from diffloc.calibration.ablation import recommend
+from diffloc.data.files import save_csv
 
 log = logging.getLogger("diffloc.calibration")
 

@@ -6,8 +6,9 @@ import logging
 import numpy as np
 
 from diffloc import seeding
-from diffloc.calibration_stage import coverage_study, dense_set
-from diffloc.io import save_csv
+from diffloc.calibration.inputs import dense_set
+from diffloc.calibration.tables import coverage_study
+from diffloc.data.files import save_csv
 
 log = logging.getLogger("diffloc.calibration")
 

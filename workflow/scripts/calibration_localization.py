@@ -6,17 +6,15 @@ import logging
 
 import pandas as pd
 
-from diffloc.calibration_stage import (
+from diffloc.calibration.inputs import (
     add_isolated_references,
-    localization_summary,
-    localization_tracks,
     read_posterior_set,
     read_set_emitters,
-    reference_ratios,
 )
-from diffloc.io import atomic_path, save_csv
-from diffloc.localize import detector_settings
-from diffloc.mcmc_stage import read_diagnostics
+from diffloc.calibration.tables import localization_summary, localization_tracks, reference_ratios
+from diffloc.data.files import atomic_path, save_csv
+from diffloc.data.mcmc import read_diagnostics
+from diffloc.localize.detection import detector_settings
 
 log = logging.getLogger("diffloc.calibration")
 

@@ -4,15 +4,9 @@
 import logging
 
 from diffloc import seeding
-from diffloc.calibration_stage import (
-    IsolatedSet,
-    mcmc_per_image,
-    mcmc_summary,
-    read_mcmc_set,
-    read_posterior_set,
-    read_truth,
-)
-from diffloc.io import save_csv
+from diffloc.calibration.inputs import read_mcmc_set, read_posterior_set, read_truth
+from diffloc.calibration.tables import IsolatedSet, mcmc_per_image, mcmc_summary
+from diffloc.data.files import save_csv
 
 log = logging.getLogger("diffloc.calibration")
 

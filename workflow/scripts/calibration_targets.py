@@ -5,8 +5,8 @@ import logging
 
 import pandas as pd
 
-from diffloc.calibration_stage import calibration_targets
-from diffloc.io import save_csv
+from diffloc.calibration.tables import calibration_targets
+from diffloc.data.files import save_csv
 
 log = logging.getLogger("diffloc.calibration")
 

@@ -2,9 +2,9 @@
 
 import logging
 
+from diffloc.data.shards import read_shard
 from diffloc.figures.fig1 import generative_model_figure
 from diffloc.figures.style import save_figure
-from diffloc.io import read_shard
 
 log = logging.getLogger("diffloc.fig1")
 

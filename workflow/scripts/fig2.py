@@ -5,10 +5,11 @@ import math
 
 import numpy as np
 
+from diffloc.data.files import ShardError
+from diffloc.data.mcmc import read_chains, read_diagnostics, read_maps
+from diffloc.data.shards import read_shard
 from diffloc.figures.fig2 import PosteriorRow, figure2
 from diffloc.figures.style import save_figure
-from diffloc.io import ShardError, read_shard
-from diffloc.mcmc_stage import read_chains, read_diagnostics, read_maps
 
 log = logging.getLogger("diffloc.figures")
 

@@ -3,10 +3,10 @@
 import torch
 
 from diffloc import seeding
+from diffloc.data.shards import read_shard, read_yhat
 from diffloc.figures.fig3 import make_fig3
 from diffloc.figures.style import save_figure
-from diffloc.io import read_shard, read_yhat
-from diffloc.models.diffusion import Sampler, load_psi
+from diffloc.psi.diffusion import Sampler, load_psi
 
 
 def run(

@@ -2,11 +2,10 @@
 
 import numpy as np
 
-from diffloc.datasets import image_range
+from diffloc.data.posterior import load_posterior
+from diffloc.data.shards import image_range, read_shard, read_yhat
 from diffloc.figures.fig4 import make_fig4
 from diffloc.figures.style import save_figure
-from diffloc.io import read_shard, read_yhat
-from diffloc.posterior import load_posterior
 
 
 def run(

@@ -5,10 +5,12 @@ import time
 
 import torch
 
-from diffloc.io import read_shard, save_npz
-from diffloc.models.phi import build_phi, predict_kde
+from diffloc.data.files import save_npz
+from diffloc.data.models import load_model
+from diffloc.data.shards import read_shard
+from diffloc.phi.network import build_phi, predict_kde
 from diffloc.provenance import versions
-from diffloc.training import load_model, resolve_device
+from diffloc.runtime import resolve_device
 
 log = logging.getLogger("diffloc.infer_phi")
 

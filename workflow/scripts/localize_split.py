@@ -5,8 +5,10 @@ import logging
 
 import pandas as pd
 
-from diffloc.io import atomic_path, read_emitters, read_shard, read_yhat, save_csv
-from diffloc.localize import CONVENTIONS, detect, localization_metrics, localization_table
+from diffloc.data.files import atomic_path, save_csv
+from diffloc.data.shards import read_emitters, read_shard, read_yhat
+from diffloc.localize.detection import detect
+from diffloc.localize.matching import CONVENTIONS, localization_metrics, localization_table
 
 log = logging.getLogger("diffloc.localize")
 
@@ -65,7 +67,7 @@ def run(
 
 
 if "snakemake" in globals():
-    from diffloc.localize import detector_settings
+    from diffloc.localize.detection import detector_settings
 
     logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, force=True)  # noqa: F821
     smk = snakemake  # noqa: F821

@@ -4,8 +4,9 @@ import logging
 import time
 
 from diffloc.config import config_hash
-from diffloc.io import read_shard
-from diffloc.mcmc_stage import run_chunk, write_chunk
+from diffloc.data.mcmc import write_chunk
+from diffloc.data.shards import read_shard
+from diffloc.mcmc.chunks import run_chunk
 
 log = logging.getLogger("diffloc.mcmc")
 

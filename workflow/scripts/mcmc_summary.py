@@ -2,8 +2,9 @@
 
 import logging
 
-from diffloc.io import save_csv
-from diffloc.mcmc_stage import read_diagnostics, summarise
+from diffloc.data.files import save_csv
+from diffloc.data.mcmc import read_diagnostics
+from diffloc.mcmc.chunks import summarise
 
 log = logging.getLogger("diffloc.mcmc")
 

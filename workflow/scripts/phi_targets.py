@@ -4,8 +4,8 @@ import logging
 
 import pandas as pd
 
-from diffloc.io import save_csv
-from diffloc.photon_sweep import phi_targets
+from diffloc.data.files import save_csv
+from diffloc.localize.targets import phi_targets
 
 log = logging.getLogger("diffloc.phi_targets")
 

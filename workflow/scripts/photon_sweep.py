@@ -4,8 +4,9 @@ import logging
 
 import pandas as pd
 
-from diffloc.io import read_shard, save_csv
-from diffloc.photon_sweep import SWEEP_COLUMNS, sweep_row
+from diffloc.data.files import save_csv
+from diffloc.data.shards import read_shard
+from diffloc.localize.photon_sweep import SWEEP_COLUMNS, sweep_row
 
 log = logging.getLogger("diffloc.photon_sweep")
 

@@ -8,13 +8,12 @@ import torch
 from tqdm import tqdm
 
 from diffloc import seeding
-from diffloc.datasets import image_range
-from diffloc.io import read_yhat
-from diffloc.models.diffusion import Sampler, load_psi
-from diffloc.posterior import concat_summaries, save_posterior, summarize
+from diffloc.data.posterior import save_posterior
+from diffloc.data.shards import image_range, read_yhat
 from diffloc.provenance import versions
-from diffloc.runtime import log_allocation
-from diffloc.training import resolve_device
+from diffloc.psi.diffusion import Sampler, load_psi
+from diffloc.psi.posterior import concat_summaries, summarize
+from diffloc.runtime import log_allocation, resolve_device
 
 log = logging.getLogger("diffloc.posterior")
 
@@ -92,7 +91,7 @@ if "snakemake" in globals():
     start, stop = smk.params.images
     run(
         smk.input.model,
-        smk.wildcards.set,
+        smk.wildcards.split,
         int(smk.wildcards.chunk),
         start,
         stop,

@@ -5,10 +5,10 @@ import logging
 import numpy as np
 import pandas as pd
 
-from diffloc.datasets import image_range
-from diffloc.io import read_shard, read_yhat, save_csv
-from diffloc.posterior import load_posterior
-from diffloc.psi_quality import posterior_quality
+from diffloc.data.files import save_csv
+from diffloc.data.posterior import load_posterior
+from diffloc.data.shards import image_range, read_shard, read_yhat
+from diffloc.psi.quality import posterior_quality
 
 log = logging.getLogger("diffloc.psi_metrics")
 

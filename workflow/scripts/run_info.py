@@ -5,8 +5,9 @@ import logging
 import pandas as pd
 import yaml
 
-from diffloc.io import atomic_path, save_csv
-from diffloc.provenance import dataset_table, package_versions
+from diffloc.data.files import atomic_path, save_csv
+from diffloc.provenance import package_versions
+from diffloc.report.datasets import dataset_table
 
 log = logging.getLogger("diffloc.run_info")
 

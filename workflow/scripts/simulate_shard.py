@@ -3,8 +3,8 @@
 import logging
 import time
 
-from diffloc.io import write_shard
-from diffloc.simulate import simulate_shard
+from diffloc.data.shards import write_shard
+from diffloc.simulate.scenes import simulate_shard
 
 log = logging.getLogger("diffloc.simulate")
 

@@ -7,11 +7,11 @@ import torch
 
 from diffloc import seeding
 from diffloc.config import config_hash
-from diffloc.datasets import phi_sources
-from diffloc.io import load_npz
-from diffloc.models.phi import build_phi, phi_loss
-from diffloc.runtime import log_allocation
-from diffloc.training import TrainSettings, resolve_device, train_and_save
+from diffloc.data.files import load_npz
+from diffloc.phi.network import build_phi, phi_loss
+from diffloc.runtime import log_allocation, resolve_device
+from diffloc.training.loop import TrainSettings, train_and_save
+from diffloc.training.pairs import phi_sources
 
 log = logging.getLogger("diffloc.train_phi")
 

@@ -6,13 +6,13 @@ from pathlib import Path
 import torch
 
 from diffloc import seeding
-from diffloc.batches import sequential_batches
 from diffloc.config import config_hash
-from diffloc.datasets import psi_sources
-from diffloc.io import load_npz
-from diffloc.models.diffusion import build_psi
-from diffloc.runtime import log_allocation
-from diffloc.training import TrainSettings, resolve_device, to_tensors, train_and_save
+from diffloc.data.files import load_npz
+from diffloc.psi.diffusion import build_psi
+from diffloc.runtime import log_allocation, resolve_device
+from diffloc.training.batches import sequential_batches
+from diffloc.training.loop import TrainSettings, to_tensors, train_and_save
+from diffloc.training.pairs import psi_sources
 
 log = logging.getLogger("diffloc.train_psi")
 

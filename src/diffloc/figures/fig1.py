@@ -5,9 +5,9 @@ import numpy as np
 from matplotlib.patches import Circle
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
+from diffloc.data.shards import Shard
 from diffloc.figures.style import image_panel
 from diffloc.physics.psf import expected_counts
-from diffloc.shard import Shard
 
 MARKER = {"marker": "+", "s": 30, "linewidths": 0.9, "color": "cyan"}
 KDE_LABEL = {"max": "y (each image scaled to max 1)", "peak": "y (one emitter peaks at 1)"}

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from diffloc.io import atomic_path
+from diffloc.data.files import atomic_path
 
 CRLB_COLOR = "tab:red"  # the paper draws the Cramer-Rao bound in red
 RC = {

@@ -1,8 +1,8 @@
 """The MCMC stage: chunks of isolated-emitter images -> chains, push-forward maps, diagnostics.
 
-A chunk (`diffloc.mcmc_plan`) is sampled from the random stream ("mcmc", set, setting, chunk),
-so its outputs depend only on its config slice (`mcmc_plan.chunk_config`) and its input shards,
-never on scheduling. Outputs (all written atomically):
+A chunk (`diffloc.mcmc.plan`) is sampled from the random stream ("mcmc", set, setting, chunk),
+so its outputs depend only on its config slice (`plan.chunk_config`) and its input shards,
+never on scheduling. Outputs (`diffloc.data.mcmc`, written atomically):
 
 - chains Parquet: one row per kept draw (`CHAIN_COLUMNS`), metadata under the schema key `diffloc`
 - maps NPZ: `mean`, `var`, `std` float32 [N, sH, sW] of the push-forward y(theta), `image` int32 [N]
@@ -10,50 +10,28 @@ never on scheduling. Outputs (all written atomically):
 """
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from diffloc import seeding
 from diffloc.config import SHARD_DIGITS, config_hash
-from diffloc.crlb import crlb
-from diffloc.io import (
+from diffloc.data.files import (
     ShardError,
-    check_array,
-    load_npz,
-    read_table,
-    save_csv,
-    save_npz,
-    save_table,
 )
-from diffloc.mcmc import Chains, Setting, diagnostics, emitter_data, push_forward, sample_emitters
+from diffloc.data.mcmc import CHAIN_COLUMNS, FORMAT, ChunkResult
+from diffloc.data.shards import Shard
+from diffloc.mcmc.sampler import (
+    Chains,
+    Setting,
+    diagnostics,
+    emitter_data,
+    push_forward,
+    sample_emitters,
+)
 from diffloc.physics.camera import Camera
+from diffloc.physics.crlb import crlb
 from diffloc.provenance import versions
-from diffloc.shard import Shard
-
-FORMAT = "diffloc.mcmc/1"
-MAP_KEYS = ("mean", "var", "std")
-CHAIN_COLUMNS = {
-    "image": "int32",  # image index within the set (shard * shard_size + index in the shard)
-    "chain": "int32",
-    "draw": "int32",  # iteration after burn-in
-    "u_px": "float64",
-    "v_px": "float64",
-    "photons": "float64",  # the known i0, or the sampled one with mcmc.fit_photons
-    "nll": "float64",  # negative log-likelihood at the draw
-}
-
-
-@dataclass(frozen=True)
-class ChunkResult:
-    """A chunk's outputs in memory: thinned chains, push-forward maps, diagnostics, metadata."""
-
-    chains: pd.DataFrame
-    maps: dict[str, np.ndarray]
-    diagnostics: pd.DataFrame
-    metadata: dict
 
 
 def _select(cfg: dict, shards: dict[str, Shard], paths: dict[str, str]) -> tuple:
@@ -196,55 +174,6 @@ def diagnostics_frame(
     if cfg["mcmc"]["fit_photons"]:
         extra["crlb_photons"] = np.sqrt(bound[:, 2])
     return pd.concat([head, frame, pd.DataFrame(extra)], axis=1)
-
-
-def write_chunk(
-    result: ChunkResult, chains_path: str | Path, maps_path: str | Path, csv_path: str | Path
-) -> None:
-    """Write a chunk's chains (Parquet), maps (NPZ) and diagnostics (CSV), each atomically."""
-    save_table(result.chains, chains_path, result.metadata)
-    save_npz(maps_path, result.maps, result.metadata)
-    save_csv(result.diagnostics, csv_path, float_format="%.9g")
-
-
-def read_chains(path: str | Path) -> tuple[pd.DataFrame, dict]:
-    """Read and validate a chains table; ShardError naming the file if it is not one."""
-    path = Path(path)
-    frame, metadata = read_table(path)
-    if metadata.get("format") != FORMAT or list(frame.columns) != list(CHAIN_COLUMNS):
-        raise ShardError(f"{path}: not an MCMC chains table (columns {list(frame.columns)})")
-    if not np.all(np.isfinite(frame[["u_px", "v_px", "photons", "nll"]].to_numpy())):
-        raise ShardError(f"{path}: chains contain NaN or infinite values")
-    return frame, metadata
-
-
-def read_maps(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read and validate push-forward maps (`MAP_KEYS` float32 [N, sH, sW], `image` [N])."""
-    path = Path(path)
-    arrays, metadata = load_npz(path, (*MAP_KEYS, "image"))
-    if metadata.get("format") != FORMAT:
-        raise ShardError(f"{path}: not an MCMC maps file (format {metadata.get('format')!r})")
-    n = arrays["image"].shape[0]
-    side = int(
-        metadata["config"]["geometry"]["upsample"] * metadata["config"]["geometry"]["lr_size"]
-    )
-    for key in MAP_KEYS:
-        check_array(path, key, arrays[key], (n, side, side))
-    check_array(path, "image", arrays["image"], (n,), np.int32)
-    return arrays, metadata
-
-
-def read_diagnostics(path: str | Path) -> pd.DataFrame:
-    """Read a per-image diagnostics CSV; ShardError naming the file if it is missing or malformed."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except Exception as exc:
-        raise ShardError(f"{path}: cannot read diagnostics CSV ({exc})") from exc
-    needed = {"set", "setting", "beta", "image", "acceptance", "std_u_nm", "crlb_u_nm", "rhat_u"}
-    if not needed <= set(frame.columns):
-        raise ShardError(f"{path}: missing columns {sorted(needed - set(frame.columns))}")
-    return frame
 
 
 def summarise(frames: list[pd.DataFrame]) -> pd.DataFrame:

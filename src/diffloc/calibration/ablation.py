@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from diffloc import calibration as cal
-from diffloc.models.diffusion import Diffusion, Net, Sampler
+from diffloc.calibration import metrics as cal
+from diffloc.psi.diffusion import Diffusion, Net, Sampler
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,12 @@
-"""Training pairs of each network as lazily loaded shard sources (see diffloc.batches)."""
+"""Training pairs of each network as lazily loaded shard sources (`diffloc.training.batches`)."""
 
 from pathlib import Path
 
 import numpy as np
 
-from diffloc.batches import ShardSource
-from diffloc.io import ShardError, load_npz, read_shard, read_yhat
-
-
-def shard_size(npz_path: str | Path) -> int:
-    """Number of images in an NPZ artifact, from its metadata (arrays are not read)."""
-    _, metadata = load_npz(npz_path, ())
-    return int(metadata["n_images"])
+from diffloc.data.files import ShardError
+from diffloc.data.shards import read_shard, read_yhat, shard_size
+from diffloc.training.batches import ShardSource
 
 
 def load_photons_and_kde(npz_path: str | Path) -> dict[str, np.ndarray]:
@@ -51,18 +46,3 @@ def psi_sources(yhat_paths: list[str | Path], npz_paths: list[str | Path]) -> li
         ShardSource(shard_size(p), lambda p=p, d=d: load_yhat_and_kde(p, d))
         for p, d in zip(yhat_paths, npz_paths, strict=True)
     ]
-
-
-def image_range(paths: list[str | Path], start: int, stop: int, read) -> np.ndarray:
-    """Images [start, stop) of a split stored in shards `paths` (in order), reading only the
-    shards that hold them; `read(path)` returns one shard's image stack [n, ...]."""
-    out, offset = [], 0
-    for path in paths:
-        n = shard_size(path)
-        lo, hi = max(start, offset), min(stop, offset + n)
-        if lo < hi:
-            out.append(read(path)[lo - offset : hi - offset])
-        offset += n
-    if stop > offset or start < 0 or start >= stop:
-        raise ValueError(f"images [{start}, {stop}) are not all in the {offset} images of {paths}")
-    return np.concatenate(out)

@@ -32,7 +32,7 @@ import pandas as pd
 import scoringrules as sr
 from scipy.special import ndtri
 
-from diffloc.localize import match_detections
+from diffloc.localize.matching import match_detections
 
 LEVEL_TOL = 1e-6  # quantile levels are stored as float32
 

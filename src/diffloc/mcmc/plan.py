@@ -6,13 +6,7 @@ A chunk is images [chunk * chunk_size, ...) of the first `mcmc.n_images` images 
 
 import math
 
-from diffloc.config import (
-    SHARD_DIGITS,
-    ConfigError,
-    config_hash,
-    isolated_split_name,
-    shard_config,
-)
+from diffloc.config import SHARD_DIGITS, ConfigError, config_hash, isolated_split_name, shard_config
 
 CHUNK_DIGITS = 4
 

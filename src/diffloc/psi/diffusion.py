@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from diffloc.config import SCHEDULE_PARAMS
-from diffloc.models.unet import UNet
-from diffloc.training import load_model
+from diffloc.data.models import load_model
+from diffloc.psi.unet import UNet
 
 TARGETS = ("full", "residual")
 PREDICTIONS = ("eps", "x0", "v")

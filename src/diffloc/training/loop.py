@@ -22,12 +22,18 @@ from torch import nn
 from tqdm import tqdm
 
 from diffloc import seeding
-from diffloc.batches import Arrays, BatchStream, ShardSource, sequential_batches
-from diffloc.io import atomic_path
+from diffloc.data.files import atomic_path
+from diffloc.data.models import save_model
 from diffloc.provenance import versions
+from diffloc.runtime import resolve_device
+from diffloc.training.batches import Arrays, BatchStream, ShardSource, sequential_batches
 
 log = logging.getLogger(__name__)
+
+
 LOG_COLUMNS = ("step", "train_loss", "val_loss", "lr", "seconds")
+
+
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor], torch.Generator], torch.Tensor]
 
 
@@ -65,17 +71,6 @@ class TrainResult:
     def inference_model(self) -> nn.Module:
         """The weights to use for inference: the EMA copy when there is one."""
         return self.ema if self.ema is not None else self.model
-
-
-def resolve_device(name: str) -> torch.device:
-    """torch device for `auto | cpu | cuda`; asking for cuda without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but no CUDA GPU is available")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
 
 
 def learning_rate(step: int, s: TrainSettings) -> float:
@@ -299,27 +294,3 @@ def train_and_save(
     checkpoint.unlink(missing_ok=True)
     log.info("saved %s (final validation loss %.4g)", model_path, result.rows[-1]["val_loss"])
     return result
-
-
-def save_model(path: Path, model: nn.Module, config: dict, metadata: dict) -> None:
-    """Write a network's weights (CPU tensors), its model config and metadata, atomically."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "config": config, "metadata": metadata}, tmp)
-
-
-def load_model(path: Path, build: Callable[[dict], nn.Module]) -> tuple[nn.Module, dict]:
-    """Load a network saved by `save_model` (weights_only: no code from the file runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file is missing")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        model = build(saved["config"])
-        model.load_state_dict(saved["state_dict"])
-    except Exception as exc:
-        raise RuntimeError(
-            f"{path}: not a valid diffloc model file ({type(exc).__name__}: {exc})"
-        ) from exc
-    model.eval()
-    return model, saved["metadata"]

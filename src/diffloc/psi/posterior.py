@@ -1,4 +1,4 @@
-"""Per-image posterior summaries of psi's samples and their files `posterior/{set}/{chunk}.npz`.
+"""Per-image posterior summaries of psi's samples (their files: `diffloc.data.posterior`).
 
 A summary of N images with K samples each (y units: KDE scale, nominally [0, 1]), all float32:
   mean [N, H, W]; var [N, H, W] (unbiased, ddof = 1); std [N, H, W] = sqrt(var);
@@ -8,15 +8,12 @@ A summary of N images with K samples each (y units: KDE scale, nominally [0, 1])
 """
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from diffloc.io import ShardError, check_array, load_npz, save_npz
-from diffloc.models.diffusion import Diffusion, Net, Sampler
-
-SUMMARY_KEYS = ("mean", "var", "std", "quantiles", "quantile_levels", "samples")
+from diffloc.data.posterior import SUMMARY_KEYS
+from diffloc.psi.diffusion import Diffusion, Net, Sampler
 
 
 def summarize(
@@ -82,35 +79,3 @@ def sample_summaries(
         for i in range(0, yhat.shape[0], group)
     ]
     return concat_summaries(parts)
-
-
-def save_posterior(path: str | Path, summary: dict[str, np.ndarray], metadata: dict) -> None:
-    """Write a summary (float32 arrays, SUMMARY_KEYS) atomically to an .npz with metadata."""
-    _validate(Path(path), summary)
-    save_npz(path, {k: summary[k] for k in SUMMARY_KEYS}, metadata)
-
-
-def load_posterior(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read and validate a posterior summary file; ShardError naming the file if invalid."""
-    arrays, metadata = load_npz(path, SUMMARY_KEYS)
-    _validate(Path(path), arrays)
-    return arrays, metadata
-
-
-def _validate(path: Path, s: dict[str, np.ndarray]) -> None:
-    """ShardError unless the summary arrays are float32, finite and of consistent shapes."""
-    missing = [k for k in SUMMARY_KEYS if k not in s]
-    if missing:
-        raise ShardError(f"{path}: posterior summary lacks {missing}")
-    mean = s["mean"]
-    if mean.ndim != 3:
-        raise ShardError(f"{path}: 'mean' has shape {list(mean.shape)}, expected [N, H, W]")
-    n, h, w = mean.shape
-    check_array(path, "quantile_levels", s["quantile_levels"], (None,))
-    q = s["quantile_levels"].shape[0]
-    for name in ("mean", "var", "std"):
-        check_array(path, name, s[name], (n, h, w))
-    check_array(path, "quantiles", s["quantiles"], (n, q, h, w))
-    check_array(path, "samples", s["samples"], (n, None, h, w))
-    if np.any(s["var"] < 0):
-        raise ShardError(f"{path}: 'var' has negative values")

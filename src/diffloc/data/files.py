@@ -1,8 +1,9 @@
-"""Artifact I/O: atomic, byte-reproducible NPZ and Parquet writers and validating readers.
+"""Generic artifact I/O: atomic, byte-reproducible NPZ, CSV and Parquet writers and validating
+readers.
 
-NPZ files hold float32 arrays plus a `metadata` entry (a JSON string). Parquet tables carry the
-same metadata under the schema key `diffloc`. Every reader error is a `ShardError` whose message
-starts with the offending file's path.
+NPZ files hold arrays plus a `metadata` entry (a JSON string). Parquet tables carry the same
+metadata under the schema key `diffloc`. Every reader error is a `DataError` (or the subclass
+its caller names) whose message starts with the offending file's path.
 """
 
 import json
@@ -18,12 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from diffloc.physics.camera import Camera
-from diffloc.shard import EMITTER_COLUMNS, Shard
-
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: identical content -> identical bytes
+
+
 _PARQUET_KEY = b"diffloc"
-SHARD_ARRAYS = ("x", "y", "gain", "offset", "readout_var")
 
 
 class ShardError(RuntimeError):
@@ -108,22 +107,6 @@ def check_array(
         raise ShardError(f"{path}: '{name}' contains NaN or infinite values")
 
 
-def write_shard(shard: Shard, npz_path: str | Path, parquet_path: str | Path) -> None:
-    """Write a shard's images (NPZ) and emitter table (Parquet), each atomically."""
-    arrays = {
-        "x": shard.x,
-        "y": shard.y,
-        "gain": shard.camera.gain,
-        "offset": shard.camera.offset,
-        "readout_var": shard.camera.readout_var,
-    }
-    for name, array in arrays.items():
-        if array.dtype != np.float32:
-            raise ValueError(f"shard array {name!r} must be float32, got {array.dtype}")
-    save_npz(npz_path, arrays, shard.metadata)
-    save_table(shard.emitters.astype(EMITTER_COLUMNS), parquet_path, shard.metadata)
-
-
 def save_csv(frame: pd.DataFrame, path: str | Path, **to_csv) -> None:
     """Write a metrics table to CSV (no index; keyword arguments go to DataFrame.to_csv), atomically."""
     with atomic_path(path) as tmp:
@@ -149,76 +132,3 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
     except Exception as exc:
         raise ShardError(f"{path}: corrupt, truncated or not a diffloc table ({exc})") from exc
     return table.to_pandas(), metadata
-
-
-def read_emitters(path: str | Path, n_images: int) -> tuple[pd.DataFrame, dict]:
-    """Read and validate an emitter table of a shard with `n_images` images."""
-    path = Path(path)
-    frame, metadata = read_table(path)
-    if list(frame.columns) != list(EMITTER_COLUMNS):
-        raise ShardError(f"{path}: columns {list(frame.columns)}, expected {list(EMITTER_COLUMNS)}")
-    for column, dtype in EMITTER_COLUMNS.items():
-        if frame[column].dtype != np.dtype(dtype):
-            raise ShardError(
-                f"{path}: column '{column}' has dtype {frame[column].dtype}, expected {dtype}"
-            )
-    values = frame[["u_px", "v_px", "u_nm", "v_nm", "photons"]].to_numpy()
-    if not np.all(np.isfinite(values)):
-        raise ShardError(f"{path}: emitter table contains NaN or infinite values")
-    image = frame["image"].to_numpy()
-    if len(frame) and (image.min() < 0 or image.max() >= n_images):
-        raise ShardError(f"{path}: image indices outside [0, {n_images})")
-    expected_emitter = frame.groupby("image").cumcount().to_numpy()
-    if not np.array_equal(frame["emitter"].to_numpy(), expected_emitter) or np.any(
-        np.diff(image) < 0
-    ):
-        raise ShardError(f"{path}: rows must be sorted by image with emitters numbered 0, 1, ...")
-    return frame, metadata
-
-
-def read_shard(
-    npz_path: str | Path, parquet_path: str | Path | None = None, expected_hash: str | None = None
-) -> Shard:
-    """Read, validate and cross-check a shard's NPZ and (unless None) Parquet files."""
-    npz_path = Path(npz_path)
-    arrays, metadata = load_npz(npz_path, SHARD_ARRAYS)
-    try:
-        n = int(metadata["n_images"])
-        geometry = metadata["config"]["geometry"]
-        size, s = int(geometry["lr_size"]), int(geometry["upsample"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ShardError(f"{npz_path}: metadata lacks n_images or geometry ({exc})") from exc
-    check_array(npz_path, "x", arrays["x"], (n, size, size))
-    check_array(npz_path, "y", arrays["y"], (n, s * size, s * size))
-    for name in ("gain", "offset", "readout_var"):
-        check_array(npz_path, name, arrays[name], (size, size))
-    if expected_hash is not None and metadata.get("config_hash") != expected_hash:
-        raise ShardError(
-            f"{npz_path}: config hash {metadata.get('config_hash')} does not match the current "
-            f"config ({expected_hash}); rerun the simulation for this shard"
-        )
-    try:
-        camera = Camera(arrays["gain"], arrays["offset"], arrays["readout_var"])
-    except ValueError as exc:
-        raise ShardError(f"{npz_path}: invalid camera maps ({exc})") from exc
-    if parquet_path is None:
-        return Shard(arrays["x"], arrays["y"], camera, None, metadata)
-    parquet_path = Path(parquet_path)
-    emitters, table_meta = read_emitters(parquet_path, n)
-    if table_meta.get("config_hash") != metadata.get("config_hash"):
-        raise ShardError(
-            f"{parquet_path}: config hash {table_meta.get('config_hash')} does not match its "
-            f"images in {npz_path} ({metadata.get('config_hash')})"
-        )
-    return Shard(arrays["x"], arrays["y"], camera, emitters, metadata)
-
-
-def read_yhat(path: str | Path) -> tuple[np.ndarray, dict]:
-    """phi's KDE estimates yhat float32 [N, sH, sW] of one shard, validated, and their metadata."""
-    path = Path(path)
-    arrays, metadata = load_npz(path, ("yhat",))
-    n = metadata.get("n_images")
-    if not isinstance(n, int):
-        raise ShardError(f"{path}: metadata lacks n_images")
-    check_array(path, "yhat", arrays["yhat"], (n, None, None))
-    return arrays["yhat"], metadata

@@ -4,12 +4,12 @@ import numpy as np
 
 from diffloc import seeding
 from diffloc.config import config_hash
+from diffloc.data.shards import Scene, Shard
 from diffloc.physics.camera import Camera
 from diffloc.physics.kde import kde_images
 from diffloc.physics.psf import expected_counts
 from diffloc.provenance import versions
 from diffloc.runtime import torch_threads
-from diffloc.shard import Scene, Shard
 
 SHARD_FORMAT = "diffloc.shard/1"
 

@@ -1,0 +1,43 @@
+"""Posterior summary files `posterior/{split}/{chunk}.npz` (`diffloc.psi.posterior` says what the
+arrays hold): write, validate, read.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from diffloc.data.files import ShardError, check_array, load_npz, save_npz
+
+SUMMARY_KEYS = ("mean", "var", "std", "quantiles", "quantile_levels", "samples")
+
+
+def save_posterior(path: str | Path, summary: dict[str, np.ndarray], metadata: dict) -> None:
+    """Write a summary (float32 arrays, SUMMARY_KEYS) atomically to an .npz with metadata."""
+    _validate(Path(path), summary)
+    save_npz(path, {k: summary[k] for k in SUMMARY_KEYS}, metadata)
+
+
+def load_posterior(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Read and validate a posterior summary file; ShardError naming the file if invalid."""
+    arrays, metadata = load_npz(path, SUMMARY_KEYS)
+    _validate(Path(path), arrays)
+    return arrays, metadata
+
+
+def _validate(path: Path, s: dict[str, np.ndarray]) -> None:
+    """ShardError unless the summary arrays are float32, finite and of consistent shapes."""
+    missing = [k for k in SUMMARY_KEYS if k not in s]
+    if missing:
+        raise ShardError(f"{path}: posterior summary lacks {missing}")
+    mean = s["mean"]
+    if mean.ndim != 3:
+        raise ShardError(f"{path}: 'mean' has shape {list(mean.shape)}, expected [N, H, W]")
+    n, h, w = mean.shape
+    check_array(path, "quantile_levels", s["quantile_levels"], (None,))
+    q = s["quantile_levels"].shape[0]
+    for name in ("mean", "var", "std"):
+        check_array(path, name, s[name], (n, h, w))
+    check_array(path, "quantiles", s["quantiles"], (n, q, h, w))
+    check_array(path, "samples", s["samples"], (n, None, h, w))
+    if np.any(s["var"] < 0):
+        raise ShardError(f"{path}: 'var' has negative values")
