@@ -54,3 +54,11 @@ rule all:
     input:
         STUDY_TARGETS,
         REPORT_HTML,
+
+
+# Every model and metrics table, without the figures and the report.
+rule metrics_and_models:
+    input:
+        f"{RUN}/models/phi.pt",
+        f"{RUN}/models/psi.pt",
+        [f for f in STUDY_TARGETS if f.startswith(f"{METRICS}/")],

@@ -1,7 +1,6 @@
 """Shared fixtures: the repository's configs and schema, and a tiny config for fast workflow runs."""
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -107,13 +106,3 @@ def load_workflow(configfile: Path | None = None):
             workdir=REPO,
         )
         return workflow_api._workflow
-
-
-def load_script(name: str):
-    """A rule script of workflow/scripts/ imported as a module (its plain run() is then testable)."""
-    spec = importlib.util.spec_from_file_location(
-        name, REPO / "workflow" / "scripts" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import binom, norm
 
 from diffloc.calibration import metrics as cal
-from diffloc.psi.posterior import summarize
+from diffloc.psi.posterior import summarise
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 QUANTILES = (0.025, 0.05, 0.1, 0.16, 0.25, 0.5, 0.75, 0.84, 0.9, 0.95, 0.975)
@@ -43,7 +43,7 @@ def test_samples_from_the_true_posterior_cover_at_the_nominal_rate(level):
     lo, hi = cal.sample_interval(samples, level)
     assert lo_band <= cal.coverage(y0, lo, hi, mask) <= hi_band
     # the same through the stored quantiles of a posterior summary
-    s = summarize(samples.astype(np.float32), QUANTILES, 0)
+    s = summarise(samples.astype(np.float32), QUANTILES, 0)
     qlo, qhi = cal.quantile_interval(s["quantiles"], s["quantile_levels"], level)
     assert lo_band - 0.01 <= cal.coverage(y0, qlo, qhi, mask) <= hi_band + 0.01
 

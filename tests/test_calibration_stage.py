@@ -1,21 +1,29 @@
-"""The calibration stage: its tables on constructed inputs with known answers, and every rule
-script (calibration_*, ablation, fig6, fig7) through its plain run() on tiny data."""
+"""The calibration stage: its tables on constructed inputs with known answers, and every job
+(calibration_*, ablation; and the fig6, fig7 figures) on tiny data."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, SCHEMA_PATH, load_script, tiny
+from conftest import REPO, SCHEMA_PATH, tiny
 from diffloc.calibration import metrics as cal
 from diffloc.calibration.ablation import Run, grid, recommend, subsample_rows, timing_rows
-from diffloc.calibration.tables import (
-    DenseSet,
-    IsolatedSet,
+from diffloc.calibration.jobs import (
+    ablation,
+    calibration_ablation,
+    calibration_coverage,
+    calibration_localization,
+    calibration_mcmc,
     calibration_targets,
+)
+from diffloc.calibration.tables import (
+    DenseSplit,
+    IsolatedSplit,
     coverage_study,
     mcmc_per_image,
     mcmc_summary,
+    target_checks,
 )
 from diffloc.config import load_config, shard_config
 from diffloc.data.files import save_npz
@@ -23,8 +31,10 @@ from diffloc.data.mcmc import FORMAT
 from diffloc.data.models import save_model
 from diffloc.data.posterior import save_posterior
 from diffloc.data.shards import read_shard
+from diffloc.figures.jobs import fig6, fig7
 from diffloc.psi.diffusion import build_psi
-from diffloc.psi.posterior import summarize
+from diffloc.psi.posterior import summarise
+from diffloc.simulate.jobs import simulate
 
 QUANTILES = (0.025, 0.05, 0.1, 0.16, 0.25, 0.5, 0.75, 0.84, 0.9, 0.95, 0.975)
 LEVELS = (0.5, 0.8, 0.9, 0.95)
@@ -40,13 +50,13 @@ def test_mcmc_tables_align_images_and_recover_a_known_ratio():
     # psi sampled images 0..2; the MCMC images 1 and 3: only image 1 is in both
     std = np.zeros((3, 12, 12))
     std[1] = 0.5 * ref[1]
-    sets = [
-        IsolatedSet("isolated_200", 200.0, y0, y0, std, {"default": (1.0, maps)}),
-        IsolatedSet(
+    splits = [
+        IsolatedSplit("isolated_200", 200.0, y0, y0, std, {"default": (1.0, maps)}),
+        IsolatedSplit(
             "isolated_500", 500.0, y0, y0, std, {"default": (1.0, maps), "paper": (0.2, maps)}
         ),
     ]
-    per_image = mcmc_per_image(sets, floor=0.1)
+    per_image = mcmc_per_image(splits, floor=0.1)
     assert per_image["image"].tolist() == [1, 1, 1]
     np.testing.assert_allclose(per_image["ratio"], 0.5)
     np.testing.assert_allclose(per_image["pearson"], 1.0)
@@ -58,15 +68,15 @@ def test_mcmc_tables_align_images_and_recover_a_known_ratio():
 
 
 def dense_case(width, seed, n=12, k=200, side=16):
-    """A DenseSet whose truth is a draw from N(mu, s^2) per pixel and whose K samples come from
+    """A DenseSplit whose truth is a draw from N(mu, s^2) per pixel and whose K samples come from
     N(mu, (width s)^2); phi's yhat = mu."""
     rng = np.random.default_rng(seed)
     mu = rng.uniform(0.2, 0.8, (n, side, side))
     s = rng.uniform(0.02, 0.08, (n, side, side))
     y0 = mu + s * rng.standard_normal(mu.shape)
     samples = mu[:, None] + width * s[:, None] * rng.standard_normal((n, k, side, side))
-    summary = summarize(samples.astype(np.float32), QUANTILES, k)
-    return DenseSet(
+    summary = summarise(samples.astype(np.float32), QUANTILES, k)
+    return DenseSplit(
         y0,
         mu,
         summary["mean"],
@@ -131,7 +141,7 @@ def test_targets_pass_and_fail_on_constructed_tables():
         }
     )
     targets = {"std_ratio": [0.8, 1.25], "coverage_level": 0.9, "coverage_tolerance": 0.05}
-    out = calibration_targets(mcmc, coverage, targets).set_index(["target", "method", "set"])
+    out = target_checks(mcmc, coverage, targets).set_index(["target", "method", "set"])
     assert out.loc[("std_ratio_mcmc", "psi", "all"), "passed"] == False  # noqa: E712
     assert out.loc[("std_ratio_mcmc_by_photons", "psi", "isolated_200"), "passed"] == True  # noqa: E712
     row = out.loc[("std_ratio_mcmc", "psi_recalibrated", "all")]
@@ -160,9 +170,10 @@ def test_ablation_grid_subsamples_timings_and_recommendation():
     mu = rng.uniform(0.3, 0.7, (2, 10, 10))
     y0 = mu + 0.05 * rng.standard_normal(mu.shape)
     samples = mu[:, None] + 0.05 * rng.standard_normal((2, 50, 10, 10))
-    rows = subsample_rows(runs[0], [5, 50], samples, y0, None, None, None, LEVELS, 0.05)
-    direct = subsample_rows(runs[0], [5], samples[:, :5], y0, None, None, None, LEVELS, 0.05)
+    rows = subsample_rows(runs[0], [5, 50], samples, y0, None, None, None, LEVELS, 0.05, 500.0)
+    direct = subsample_rows(runs[0], [5], samples[:, :5], y0, None, None, None, LEVELS, 0.05, 50.0)
     pd.testing.assert_frame_equal(rows.iloc[:1], direct)
+    assert rows["network_evaluations_per_image"].tolist() == [50.0, 500.0]  # linear in K
     assert abs(rows.iloc[1]["coverage_90"] - 0.9 * 49 / 51) < 0.05
     timing = timing_rows(runs[0], [10, 30, 100], 2.0)
     assert timing["seconds_per_image"].tolist() == [0.2, 0.6, 2.0]
@@ -175,18 +186,24 @@ def test_ablation_grid_subsamples_timings_and_recommendation():
             "coverage_error": [0.2, 0.04, 0.01],
             "coverage_90": [0.6, 0.88, 0.9],
             "std_ratio_mcmc": [1.0, 1.1, 1.0],
-            "seconds_per_image": [1.0, 2.0, 5.0],
+            "network_evaluations_per_image": [100.0, 200.0, 500.0],
         }
     )
     best = recommend(table, 0.05, (0.8, 1.25))
     assert best["sampler"] == "b" and best["qualified"] and "Recommended sampler: b" in best["text"]
+    assert "200 network evaluations per image" in best["text"]
+    # calibration first: a cheaper setting outside the tolerance is never preferred
+    assert (
+        recommend(table.assign(coverage_error=[0.2, 0.04, 0.04]), 0.05, (0.8, 1.25))["sampler"]
+        == "b"
+    )
     table.loc[1, "std_ratio_mcmc"] = 2.0  # b is miscalibrated against the MCMC
     assert recommend(table, 0.05, (0.8, 1.25))["sampler"] == "c"
     none = recommend(table.assign(coverage_error=[0.3, 0.2, 0.1]), 0.05, (0.8, 1.25))
     assert none["sampler"] == "c" and not none["qualified"] and "no setting met" in none["text"]
 
 
-# ----- the rule scripts on tiny data ---------------------------------------------------------
+# ----- the jobs on tiny data -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_stage(tmp_path_factory):
     """Tiny shards, phi-like yhat, psi-like posterior files, MCMC maps and diagnostics, and an
@@ -194,19 +211,18 @@ def tiny_stage(tmp_path_factory):
     config = tiny(load_config(REPO / "config" / "config.yaml", SCHEMA_PATH))
     root = tmp_path_factory.mktemp("calibration_stage")
     rng = np.random.default_rng(0)
-    simulate = load_script("simulate_shard")
     files = {}
     summary_cfg = config["diffusion"]["summary"]
     for split in ("val", "test", "isolated_200"):
         npz, parquet = root / f"{split}.npz", root / f"{split}.parquet"
-        simulate.run(shard_config(config, split, 0), str(npz), str(parquet))
+        simulate(shard=shard_config(config, split, 0), npz=str(npz), parquet=str(parquet))
         y = read_shard(npz).y
         yhat = np.clip(y + 0.03 * rng.standard_normal(y.shape), 0, 1).astype(np.float32)
         save_npz(root / f"yhat_{split}.npz", {"yhat": yhat}, {"n_images": len(y)})
         # posterior-like samples: the truth blurred by noise that scales with the signal
         noise = rng.standard_normal((len(y), 6, *y.shape[1:]))
         samples = np.clip(y[:, None] + (0.02 + 0.1 * y[:, None]) * noise, 0, 1)
-        summary = summarize(samples.astype(np.float32), summary_cfg["quantiles"], 6)
+        summary = summarise(samples.astype(np.float32), summary_cfg["quantiles"], 6)
         save_posterior(root / f"posterior_{split}.npz", summary, {"set": split, "k": 6})
         files[split] = {
             "npz": [str(npz)],
@@ -242,47 +258,69 @@ def tiny_stage(tmp_path_factory):
     return config, root, files
 
 
-def test_calibration_mcmc_script(tiny_stage):
+def test_calibration_mcmc_job(tiny_stage):
     config, root, files = tiny_stage
     iso = files["isolated_200"]
-    sets = {
-        "isolated_200": {
-            "photons": 200.0,
-            "posterior": iso["posterior"],
-            "npz": iso["npz"],
-            "maps": {"default": iso["maps_default"], "paper": iso["maps_paper"]},
-        }
-    }
     out, per_image = root / "calibration_mcmc.csv", root / "mcmc_per_image.csv"
-    args = ({"default": 1.0, "paper": 0.2}, 4, 0.05, 50, config["seed"])
-    load_script("calibration_mcmc").run(sets, *args, str(out), str(per_image))
+    kwargs = {
+        "posterior": {"isolated_200": iso["posterior"]},
+        "npz": {"isolated_200": iso["npz"]},
+        "maps": {
+            "default": {"isolated_200": iso["maps_default"]},
+            "paper": {"isolated_200": iso["maps_paper"]},
+        },
+        "csv": str(out),
+        "per_image": str(per_image),
+        "photons": {"isolated_200": 200.0},
+        "betas": {"default": 1.0, "paper": 0.2},
+        "n_images": 4,
+        "floor": 0.05,
+        "bootstrap": 50,
+        "seed": config["seed"],
+    }
+    calibration_mcmc(**kwargs)
     summary, rows = pd.read_csv(out), pd.read_csv(per_image)
     assert len(rows) == 4 and rows["image"].tolist() == [0, 1, 0, 1]  # 2 MCMC images x 2 settings
     assert summary["set"].tolist() == ["isolated_200", "all"] * 2
     paper, default = (rows[rows["setting"] == s]["ratio"].to_numpy() for s in ("paper", "default"))
     np.testing.assert_allclose(default / paper, 2.2, rtol=1e-5)  # maps differ by 2.2x only
     first = out.read_bytes()
-    load_script("calibration_mcmc").run(sets, *args, str(out), str(per_image))
+    calibration_mcmc(**kwargs)
     assert out.read_bytes() == first  # seeded bootstrap: reproducible
 
 
-def test_calibration_coverage_and_targets_scripts(tiny_stage):
+def test_calibration_coverage_and_targets_jobs(tiny_stage):
     config, root, files = tiny_stage
-    pick = ("posterior", "npz", "yhat")
-    test = {k: files["test"][k] for k in pick}
-    val = {k: files["val"][k] for k in pick}
     cal_cfg = config["calibration"]
-    outs = [str(root / f) for f in ("coverage.csv", "reliability.csv", "z.csv")]
-    args = (test, val, 6, 2, LEVELS, 0.9, 0.05, 50, cal_cfg["z_histogram"], config["seed"])
-    load_script("calibration_coverage").run(*args, *outs)
-    table = pd.read_csv(outs[0])
+    outs = {
+        k: str(root / f)
+        for k, f in (
+            ("csv", "coverage.csv"),
+            ("reliability", "reliability.csv"),
+            ("z_hist", "z.csv"),
+        )
+    }
+    kwargs = {
+        **{k: {s: files[s][k] for s in ("test", "val")} for k in ("posterior", "npz", "yhat")},
+        **outs,
+        "n_test": 6,
+        "n_val": 2,
+        "levels": LEVELS,
+        "recalibration_level": 0.9,
+        "floor": 0.05,
+        "bootstrap": 50,
+        "z_histogram": cal_cfg["z_histogram"],
+        "seed": config["seed"],
+    }
+    calibration_coverage(**kwargs)
+    table = pd.read_csv(outs["csv"])
     assert table["method"].tolist() == ["psi", "psi_recalibrated", "phi_const_sigma"]
     assert table[[f"coverage_{100 * c:g}" for c in LEVELS]].apply(np.isfinite).all().all()
     assert (table["crps"] > 0).all() and (table["n_pixels"] > 0).all()
-    assert len(pd.read_csv(outs[2])) == 3 * cal_cfg["z_histogram"]["bins"]
-    first = [open(p, "rb").read() for p in outs]
-    load_script("calibration_coverage").run(*args, *outs)
-    assert [open(p, "rb").read() for p in outs] == first
+    assert len(pd.read_csv(outs["z_hist"])) == 3 * cal_cfg["z_histogram"]["bins"]
+    first = [open(p, "rb").read() for p in outs.values()]
+    calibration_coverage(**kwargs)
+    assert [open(p, "rb").read() for p in outs.values()] == first
     # the targets from this table and the MCMC table of the other test (or a fresh one)
     mcmc = root / "calibration_mcmc_for_targets.csv"
     pd.DataFrame(
@@ -297,28 +335,29 @@ def test_calibration_coverage_and_targets_scripts(tiny_stage):
         }
     ).to_csv(mcmc, index=False)
     targets = root / "targets.csv"
-    load_script("calibration_targets").run(str(mcmc), outs[0], cal_cfg["targets"], str(targets))
+    calibration_targets(
+        mcmc=str(mcmc), coverage=outs["csv"], csv=str(targets), targets=cal_cfg["targets"]
+    )
     checks = pd.read_csv(targets)
     assert set(checks["target"]) == {"std_ratio_mcmc", "coverage_90"}
     assert checks["passed"].dtype == bool
 
 
-def test_calibration_localization_script(tiny_stage):
+def test_calibration_localization_job(tiny_stage):
     config, root, files = tiny_stage
-    sets = {}
-    for name, photons in (("test", 200.0), ("isolated_200", 200.0)):
-        f = files[name]
-        sets[name] = {
-            "photons": photons,
-            "n_images": 4,
-            "posterior": f["posterior"],
-            "npz": f["npz"],
-            "parquet": f["parquet"],
-            "diagnostics": [str(root / "diagnostics.csv")] if name != "test" else [],
-        }
-    cfg = {k: config[k] for k in ("localize", "kde", "geometry", "psf", "mcmc")}
+    splits = ("test", "isolated_200")
     out, tracks = root / "localization.csv", root / "tracks.parquet"
-    load_script("calibration_localization").run(sets, cfg, [0.68, 0.95], 6, str(out), str(tracks))
+    calibration_localization(
+        **{k: {s: files[s][k] for s in splits} for k in ("posterior", "npz", "parquet")},
+        diagnostics={"isolated_200": [str(root / "diagnostics.csv")]},
+        csv=str(out),
+        tracks=str(tracks),
+        photons={"test": 200.0, "isolated_200": 200.0},
+        n_images={"test": 4, "isolated_200": 4},
+        config={k: config[k] for k in ("localize", "kde", "geometry", "psf", "mcmc")},
+        levels=[0.68, 0.95],
+        samples=6,
+    )
     table = pd.read_csv(out).set_index("set")
     assert table.loc["test", "n_truth"] == 40 and table.loc["isolated_200", "n_truth"] == 4
     # samples are the truth plus noise, so emitters are found and tracked across samples
@@ -332,25 +371,28 @@ def test_calibration_localization_script(tiny_stage):
     assert {"set", "image", "track", "emitter", "true_u", "crlb_u_nm"} <= set(t.columns)
 
 
-def test_ablation_scripts_are_reproducible_and_write_figure_7(tiny_stage):
+def test_ablation_jobs_are_reproducible_and_write_figure_7(tiny_stage):
     config, root, files = tiny_stage
-    ablation = {**config["calibration"]["ablation"], "test_images": 2, "isolated_images": 2}
     iso = files["isolated_200"]
-    inputs = (
-        {"npz": files["test"]["npz"], "yhat": files["test"]["yhat"]},
-        {"npz": iso["npz"], "yhat": iso["yhat"], "maps": iso["maps_default"]},
-        LEVELS,
-        0.05,
-        "cpu",
-        config["seed"],
-        1,
-    )
-    run = load_script("ablation").run
-    reference = config["diffusion"]["sampler"]
+    kwargs = {
+        "model": str(root / "psi.pt"),
+        "npz": files["test"]["npz"],
+        "yhat": files["test"]["yhat"],
+        "iso_npz": iso["npz"],
+        "iso_yhat": iso["yhat"],
+        "maps": iso["maps_default"],
+        "ablation": {**config["calibration"]["ablation"], "test_images": 2, "isolated_images": 2},
+        "reference": config["diffusion"]["sampler"],
+        "levels": LEVELS,
+        "floor": 0.05,
+        "device": "cpu",
+        "seed": config["seed"],
+        "threads": 1,
+    }
     metrics, timings = [], []
     for kind in ("ddim", "dpmpp_2m"):
         m, t = root / f"ablation_{kind}.csv", root / f"ablation_{kind}.timing.csv"
-        run(str(root / "psi.pt"), kind, ablation, reference, *inputs, str(m), str(t))
+        ablation(sampler=kind, csv=str(m), timing=str(t), **kwargs)
         metrics.append(str(m))
         timings.append(str(t))
     table = pd.read_csv(metrics[0])
@@ -358,22 +400,43 @@ def test_ablation_scripts_are_reproducible_and_write_figure_7(tiny_stage):
     assert np.isfinite(table["std_ratio_mcmc"]).all() and np.isfinite(table["crps"]).all()
     assert pd.read_csv(metrics[1])["sampler"].unique().tolist() == ["dpmpp_2m"]  # the reference
     time_table = pd.read_csv(timings[0])
-    assert (time_table["seconds_per_image"] > 0).all() and "seconds" not in table.columns
+    assert (time_table["seconds_per_image"] > 0).all()
+    assert not any("seconds" in c for c in table.columns)
+    # DDIM and DPM-Solver++(2M) evaluate the network once per step: K x S per image
+    for path in metrics:
+        rows = pd.read_csv(path)
+        expected = (rows["k"] * rows["steps"]).astype(float).tolist()
+        assert rows["network_evaluations_per_image"].tolist() == expected
     first = open(metrics[0], "rb").read()
-    run(str(root / "psi.pt"), "ddim", ablation, reference, *inputs, metrics[0], timings[0])
+    ablation(sampler="ddim", csv=metrics[0], timing=timings[0], **kwargs)
     assert open(metrics[0], "rb").read() == first  # bit-identical on CPU (timings aside)
     joined, best = root / "ablation.csv", root / "recommendation.csv"
-    load_script("calibration_ablation").run(
-        metrics, timings, 0.05, [0.8, 1.25], str(joined), str(best)
+    seconds = root / "ablation_seconds.csv"
+    calibration_ablation(
+        metrics=metrics,
+        timings=timings,
+        csv=str(joined),
+        recommendation=str(best),
+        timing=str(seconds),
+        max_coverage_error=0.05,
+        ratio_bounds=[0.8, 1.25],
     )
-    assert len(pd.read_csv(joined)) == 6
+    assert len(pd.read_csv(joined)) == 6 and len(pd.read_csv(seconds)) == 6
+    assert not any("seconds" in c for c in pd.read_csv(best).columns)
     assert pd.read_csv(best)["text"].iloc[0].startswith("Recommended sampler:")
     png, pdf = root / "fig7.png", root / "fig7.pdf"
-    load_script("fig7").run(str(joined), str(best), 0.05, str(png), str(pdf))
+    fig7(
+        ablation=joined,
+        recommendation=best,
+        timing=seconds,
+        png=png,
+        pdf=pdf,
+        max_coverage_error=0.05,
+    )
     assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
 
 
-def test_fig6_script(tiny_stage, tmp_path):
+def test_fig6_job(tiny_stage, tmp_path):
     rng = np.random.default_rng(2)
     per_image = pd.DataFrame(
         {
@@ -401,7 +464,14 @@ def test_fig6_script(tiny_stage, tmp_path):
         paths[name] = str(tmp_path / f"{name}.csv")
         frame.to_csv(paths[name], index=False)
     png, pdf = tmp_path / "fig6.png", tmp_path / "fig6.pdf"
-    load_script("fig6").run(*paths.values(), str(png), str(pdf))
+    fig6(
+        per_image=paths["per_image"],
+        coverage=paths["coverage"],
+        reliability=paths["reliability"],
+        z_hist=paths["z"],
+        png=png,
+        pdf=pdf,
+    )
     assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
 
 

@@ -51,6 +51,11 @@ def test_shipped_configs_are_valid():
             r"scene\.n_emitters.*unexpected \['mean'\]",
         ),
         (
+            lambda c: c["diffusion"]["sampler"].update(batch_size=10, k=50),
+            r"diffusion\.sampler\.batch_size.*\(10\).*diffusion\.sampler\.k \(50\)",
+        ),
+        (lambda c: c["phi"]["train"].update(threads=0), r"phi\.train\.threads"),
+        (
             lambda c: c["simulation"]["splits"]["test"].update(shard_size=10_000),
             r"simulation\.splits\.test\.shard_size",
         ),

@@ -69,19 +69,13 @@ def test_every_wildcard_is_constrained(workflow):
                 )
 
 
-def test_training_and_sampling_rules_ask_for_a_gpu_and_log_it(workflow):
+def test_training_and_sampling_rules_ask_for_a_gpu(workflow):
+    """(test_layout checks that their jobs log the allocation they got)"""
     rules = {rule.name: rule for rule in job_rules(workflow)}
     assert "train_phi" in rules, "the phi training rule is missing"
     for name in GPU_RULES & set(rules):
         gpu = rules[name].resources.get("gpu")
         assert gpu is not None and gpu.value == 1, f"rule {name} must declare resources gpu=1"
-    for rule in rules.values():
-        if "gpu" in rule.resources:
-            script = (REPO / rule.snakefile).parent / rule.script
-            assert "log_allocation(" in script.read_text(), (
-                f"rule {rule.name} asks for a GPU but {script.name} does not call "
-                "diffloc.runtime.log_allocation"
-            )
 
 
 def test_rule_all_builds_the_report_of_every_registered_item(workflow):

@@ -54,7 +54,7 @@ def test_paper_schedule_keeps_most_signal_at_T():
     sched = linear_schedule(100, 1e-4, 1e-2)
     gamma_t = np.prod(1.0 - (1e-4 + (1e-2 - 1e-4) * np.arange(100) / 99))
     assert sched.gammas[-1] == pytest.approx(gamma_t, rel=1e-12)
-    assert 0.59 < sched.gammas[-1] < 0.61  # SPEC 5: q(y_T | y0) is far from N(0, I)
+    assert 0.59 < sched.gammas[-1] < 0.61  # the paper's schedule: q(y_T | y0) is far from N(0, I)
     assert linear_schedule(100, 1e-6, 1e-2).gammas[-1] == pytest.approx(0.6057, abs=1e-3)
     assert linear_schedule(100, 1e-4, 0.2).gammas[-1] < 1e-4
     assert linear_schedule(1000, 1e-4, 0.02).gammas[-1] < 1e-4

@@ -1,14 +1,14 @@
-"""Figure 1 (the generative model): panel content, labels, and the rule script's PNG and PDF."""
+"""Figure 1 (the generative model): panel content, labels, and the rule job's PNG and PDF."""
 
 import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from test_workflow import load_script
 
 from diffloc.config import shard_config
 from diffloc.data.shards import read_shard, write_shard
-from diffloc.figures.fig1 import generative_model_figure
+from diffloc.figures.fig1 import figure1
+from diffloc.figures.jobs import fig1
 from diffloc.physics.psf import expected_counts
 from diffloc.simulate.scenes import simulate_shard
 
@@ -31,7 +31,7 @@ def panels(fig):
 def test_panels_show_the_shards_emitters_omega_x_and_y(shard_files):
     shard = read_shard(*shard_files)
     image = 2
-    fig = generative_model_figure(shard, image)
+    fig = figure1(shard, image)
     a, b, c, d = panels(fig)
     rows = shard.emitters[shard.emitters["image"] == image]
     truth = np.column_stack([rows["v_nm"], rows["u_nm"]])
@@ -55,7 +55,7 @@ def test_panels_show_the_shards_emitters_omega_x_and_y(shard_files):
 
 def test_axes_are_in_nm_and_every_colour_bar_is_labelled(shard_files):
     shard = read_shard(*shard_files)
-    fig = generative_model_figure(shard, 0)
+    fig = figure1(shard, 0)
     a, b, c, d = panels(fig)
     field_nm = 20 * shard.metadata["config"]["geometry"]["pixel_size_nm"]
     for ax in (a, b, c, d):
@@ -77,12 +77,12 @@ def test_axes_are_in_nm_and_every_colour_bar_is_labelled(shard_files):
 def test_an_image_outside_the_shard_is_a_clear_error(shard_files):
     shard = read_shard(*shard_files)
     with pytest.raises(IndexError, match="image 6 is outside the shard's 6 images"):
-        generative_model_figure(shard, 6)
+        figure1(shard, 6)
 
 
-def test_rule_script_writes_png_and_pdf(tmp_path, shard_files):
+def test_rule_job_writes_png_and_pdf(tmp_path, shard_files):
     png, pdf = tmp_path / "figures" / "fig1.png", tmp_path / "figures" / "fig1.pdf"
-    load_script("fig1").run(str(shard_files[0]), str(shard_files[1]), 0, str(png), str(pdf))
+    fig1(npz=shard_files[0], parquet=shard_files[1], png=png, pdf=pdf, image=0)
     pixels = matplotlib.image.imread(png)
     assert pixels.shape[0] > 1000 and pixels.shape[1] > 1000  # 200 dpi, about 7.5 x 7.5 in
     assert pixels[..., :3].std() > 0.1  # not blank

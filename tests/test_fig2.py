@@ -1,13 +1,15 @@
-"""Figure 2: built by its rule script from tiny MCMC outputs, readable without the paper."""
+"""Figure 2: built by its rule job from tiny MCMC outputs, readable without the paper."""
 
 import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 
-from conftest import load_script
 from diffloc.config import shard_config
-from diffloc.data.shards import write_shard
-from diffloc.figures.fig2 import PosteriorRow, figure2
+from diffloc.data.mcmc import write_chunk
+from diffloc.data.shards import read_shard, write_shard
+from diffloc.figures.fig2 import PosteriorRow, figure2, setting_label
+from diffloc.figures.jobs import fig2
+from diffloc.mcmc.chunks import run_chunk
 from diffloc.mcmc.plan import chunk_config, figure_spec
 from diffloc.simulate.scenes import simulate_shard
 
@@ -54,32 +56,37 @@ def test_figure_shows_units_numbers_and_one_row_per_setting():
     plt.close(fig)
 
 
-def test_rule_script_writes_png_and_pdf_from_chunk_outputs(tmp_path, tiny_config):
+def test_setting_label_says_how_much_wider_than_the_true_posterior():
+    paper = {"beta": 0.2, "adapt": False, "proposal_var": 0.05}
+    assert setting_label("paper", paper) == "paper: β = 0.2 (2.2x wider), s² = 0.05"
+    default = {"beta": 1.0, "adapt": True, "proposal_var": 0.05}
+    assert setting_label("default", default) == "default: β = 1 (true posterior), adapted s"
+
+
+def test_rule_job_writes_png_and_pdf_from_chunk_outputs(tmp_path, tiny_config):
     spec = figure_spec(tiny_config)
     npz, parquet = tmp_path / "shard.npz", tmp_path / "shard.parquet"
 
     write_shard(simulate_shard(shard_config(tiny_config, spec["set"], 0)), npz, parquet)
-    chunk = load_script("mcmc_chunk")
     files = {"chains": [], "maps": [], "diagnostics": []}
     settings = tiny_config["mcmc"]["settings"]
     for name in settings:
         outputs = [tmp_path / f"{name}.{ext}" for ext in ("parquet", "npz", "csv")]
         cfg = chunk_config(tiny_config, name, spec["set"], int(spec["chunk"]))
-        chunk.run(cfg, [str(npz)], [str(parquet)], *map(str, outputs))
+        shard = read_shard(npz, parquet, expected_hash=cfg["shards"][spec["shard"]])
+        write_chunk(run_chunk(cfg, {spec["shard"]: shard}), *outputs)
         for key, path in zip(files, outputs, strict=True):
             files[key].append(str(path))
     png, pdf = tmp_path / "fig2.png", tmp_path / "fig2.pdf"
-    load_script("fig2").run(
-        spec,
-        settings,
-        str(npz),
-        str(parquet),
-        files["chains"],
-        files["maps"],
-        files["diagnostics"],
-        tiny_config["geometry"],
-        str(png),
-        str(pdf),
+    fig2(
+        npz=npz,
+        parquet=parquet,
+        **files,
+        png=png,
+        pdf=pdf,
+        figure=spec,
+        settings=settings,
+        geometry=tiny_config["geometry"],
     )
     pixels = matplotlib.image.imread(png)
     assert pixels.shape[0] > 1000 and pixels.shape[1] > 1500

@@ -1,4 +1,4 @@
-"""Localisation: LoG detection on KDEs, sub-pixel refinement, matching and metrics (SPEC 8)."""
+"""Localisation: LoG detection on KDEs, sub-pixel refinement, matching and metrics."""
 
 import dataclasses
 import math

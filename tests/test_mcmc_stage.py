@@ -1,4 +1,4 @@
-"""The MCMC stage: rule scripts on tiny data, reproducibility, chunking and thinning against
+"""The MCMC stage: job functions on tiny data, reproducibility, chunking and thinning against
 Monte Carlo error, bad inputs, config checks, and the workflow's plan."""
 
 import copy
@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, load_script, tiny
+from conftest import REPO, tiny
 from diffloc.config import ConfigError, shard_config, validate_config
 from diffloc.data.files import ShardError
 from diffloc.data.mcmc import CHAIN_COLUMNS, read_chains, read_diagnostics, read_maps
 from diffloc.data.shards import read_shard, write_shard
 from diffloc.mcmc.chunks import run_chunk
+from diffloc.mcmc.jobs import mcmc, mcmc_summary
 from diffloc.mcmc.plan import chunk_config, chunk_ids, chunk_images, figure_spec
 from diffloc.mcmc.sampler import kde_factors
 from diffloc.simulate.scenes import simulate_shard
@@ -29,31 +30,36 @@ with warnings.catch_warnings():
 Z_MAX = 5.0  # per pixel; ~1500 correlated pixel checks per comparison
 
 
-def _shards(config, set_name, root):
-    """Simulate and write every shard of `set_name`; return {id: (npz, parquet)}."""
+def _shards(config, split, root):
+    """Simulate and write every shard of `split`; return {id: (npz, parquet)}."""
     size = config["simulation"]["isolated"]["shard_size"]
     n = config["simulation"]["isolated"]["n_images"]
     paths = {}
     for shard in range(-(-n // size)):
-        npz, parquet = root / f"{set_name}_{shard}.npz", root / f"{set_name}_{shard}.parquet"
-        write_shard(simulate_shard(shard_config(config, set_name, shard)), npz, parquet)
+        npz, parquet = root / f"{split}_{shard}.npz", root / f"{split}_{shard}.parquet"
+        write_shard(simulate_shard(shard_config(config, split, shard)), npz, parquet)
         paths[f"{shard:04d}"] = (str(npz), str(parquet))
     return paths
 
 
 def _outputs(root, tag):
-    return [str(root / f"{tag}.parquet"), str(root / f"{tag}.npz"), str(root / f"{tag}.csv")]
+    """The `mcmc` job's output paths, named as its arguments."""
+    return {
+        "chains": str(root / f"{tag}.parquet"),
+        "maps": str(root / f"{tag}.npz"),
+        "diagnostics": str(root / f"{tag}.csv"),
+    }
 
 
-def test_rule_script_writes_chains_maps_and_diagnostics_bit_identically(tmp_path, tiny_config):
-    script = load_script("mcmc_chunk")
+def test_mcmc_job_writes_chains_maps_and_diagnostics_bit_identically(tmp_path, tiny_config):
     tiny_config["mcmc"].update(n_images=4, chunk_size=2)
     paths = _shards(tiny_config, "isolated_200", tmp_path)
     cfg = chunk_config(tiny_config, "default", "isolated_200", 1)  # images 2, 3
     npz, parquet = zip(*(paths[s] for s in sorted(cfg["shards"])), strict=True)
     for tag in ("a", "b"):
-        script.run(cfg, list(npz), list(parquet), *_outputs(tmp_path, tag))
-    for a, b in zip(_outputs(tmp_path, "a"), _outputs(tmp_path, "b"), strict=True):
+        mcmc(npz=list(npz), parquet=list(parquet), chunk=cfg, **_outputs(tmp_path, tag))
+    for key, a in _outputs(tmp_path, "a").items():
+        b = _outputs(tmp_path, "b")[key]
         assert open(a, "rb").read() == open(b, "rb").read(), a
     chains, meta = read_chains(tmp_path / "a.parquet")
     setting = tiny_config["mcmc"]["settings"]["default"]
@@ -75,18 +81,22 @@ def test_rule_script_writes_chains_maps_and_diagnostics_bit_identically(tmp_path
 
 
 def test_a_stale_or_corrupt_shard_fails_naming_the_file_and_writes_nothing(tmp_path, tiny_config):
-    script = load_script("mcmc_chunk")
     paths = _shards(tiny_config, "isolated_200", tmp_path)
     npz, parquet = paths["0000"]
     outputs = _outputs(tmp_path, "out")
     stale = copy.deepcopy(tiny_config)
     stale["psf"]["sigma_x"] = 1.0  # the shard was simulated with 0.92
     with pytest.raises(ShardError, match=rf"{npz}: config hash .* does not match"):
-        script.run(chunk_config(stale, "default", "isolated_200", 0), [npz], [parquet], *outputs)
+        mcmc(
+            npz=[npz],
+            parquet=[parquet],
+            chunk=chunk_config(stale, "default", "isolated_200", 0),
+            **outputs,
+        )
     cfg = chunk_config(tiny_config, "default", "isolated_200", 0)
     open(npz, "r+b").truncate(200)
     with pytest.raises(ShardError, match=rf"{npz}: corrupt or truncated"):
-        script.run(cfg, [npz], [parquet], *outputs)
+        mcmc(npz=[npz], parquet=[parquet], chunk=cfg, **outputs)
     assert not any(p.name.startswith(("out", ".out")) for p in tmp_path.iterdir())
 
 
@@ -122,7 +132,7 @@ def _crop(image, window):
 
 @pytest.fixture(scope="module")
 def long_runs(tmp_path_factory, _default_config):
-    """One set of 6 images sampled as 1 chunk of 6 and as 2 chunks of 3, at thin 1 and 10."""
+    """One split of 6 images sampled as 1 chunk of 6 and as 2 chunks of 3, at thin 1 and 10."""
     root = tmp_path_factory.mktemp("chunks")
     config = tiny(_default_config)
     config["simulation"]["isolated"] = {"photons": [200], "n_images": 6, "shard_size": 6}
@@ -167,14 +177,14 @@ def test_chunking_keeps_maps_within_monte_carlo_error(long_runs):
         assert np.abs(wide / np.hypot(errors[0][1], errors[1][1])).max() > Z_MAX
 
 
-def test_summary_script_reports_every_setting_and_set(tmp_path, long_runs):
+def test_summary_job_reports_every_setting_and_split(tmp_path, long_runs):
     one, _, halves = long_runs
     paths = []
     for i, result in enumerate([one, *halves]):
         paths.append(tmp_path / f"{i}.csv")
         frame = result.diagnostics.assign(setting="default" if i == 0 else "split")
         frame.to_csv(paths[-1], index=False)
-    load_script("mcmc_summary").run([str(p) for p in paths], str(tmp_path / "summary.csv"))
+    mcmc_summary(diagnostics=[str(p) for p in paths], csv=str(tmp_path / "summary.csv"))
     table = pd.read_csv(tmp_path / "summary.csv")
     assert sorted(table["setting"]) == ["default", "split"]
     assert list(table["n_images"]) == [6, 6]
@@ -244,7 +254,7 @@ def test_dry_run_plans_every_chunk_summary_and_figure(tmp_path, tiny_config):
         for line in out.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     }
-    # 2 settings x 2 sets x 1 chunk; 2 isolated shards; one summary, one figure
+    # 2 settings x 2 splits x 1 chunk; 2 isolated shards; one summary, one figure
     assert (counts["mcmc"], counts["simulate"], counts["mcmc_summary"], counts["fig2"]) == (
         4,
         2,

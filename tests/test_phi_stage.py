@@ -1,38 +1,40 @@
-"""phi's rule scripts on tiny data: train, infer, localise, photon sweep, targets, Figure 5."""
+"""phi's jobs on tiny data: train, infer, localise, photon sweep, targets, Figure 5."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, SCHEMA_PATH, load_script, tiny
+from conftest import REPO, SCHEMA_PATH, tiny
 from diffloc.config import load_config, shard_config
 from diffloc.data.shards import read_shard, read_yhat
-from diffloc.localize.detection import detector_settings
+from diffloc.figures.jobs import fig5
+from diffloc.localize.jobs import localize, phi_targets, photon_sweep
+from diffloc.phi.jobs import infer_phi, train_phi
+from diffloc.simulate.jobs import simulate
 
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
     config = tiny(load_config(REPO / "config" / "config.yaml", SCHEMA_PATH))
     root = tmp_path_factory.mktemp("phi_stage")
-    simulate = load_script("simulate_shard")
     files = {}
     for split in ("phi_train", "val", "test", "isolated_200", "isolated_1000"):
         files[split] = []
         for shard in range(2 if split == "phi_train" else 1):
             npz, parquet = root / f"{split}_{shard}.npz", root / f"{split}_{shard}.parquet"
-            simulate.run(shard_config(config, split, shard), str(npz), str(parquet))
+            simulate(shard=shard_config(config, split, shard), npz=str(npz), parquet=str(parquet))
             files[split].append((str(npz), str(parquet)))
     phi = config["phi"]
-    load_script("train_phi").run(
-        phi,
-        config["seed"],
-        4,
-        [f[0] for f in files["phi_train"]],
-        [f[0] for f in files["val"]],
-        str(root / "phi.pt"),
-        str(root / "phi.csv"),
-        str(root / "phi.ckpt"),
+    train_phi(
+        train=[f[0] for f in files["phi_train"]],
+        val=[f[0] for f in files["val"]],
+        model=str(root / "phi.pt"),
+        log_csv=str(root / "phi.csv"),
+        phi=phi,
+        seed=config["seed"],
+        upsample=4,
+        checkpoint=str(root / "phi.ckpt"),
         threads=1,
         progress=False,
     )
@@ -52,7 +54,14 @@ def test_training_writes_model_and_log_and_drops_the_checkpoint(stage):
 def test_inference_writes_yhat_with_provenance(stage):
     _, root, files = stage
     out = root / "yhat_test.npz"
-    load_script("infer_phi").run(str(root / "phi.pt"), files["test"][0][0], str(out), 4, "cpu", 1)
+    infer_phi(
+        model=str(root / "phi.pt"),
+        npz=files["test"][0][0],
+        yhat=str(out),
+        batch_size=4,
+        device="cpu",
+        threads=1,
+    )
     yhat, meta = read_yhat(out)
     shard = read_shard(files["test"][0][0])
     assert yhat.shape == shard.y.shape and yhat.min() >= 0 and yhat.max() <= 1
@@ -61,28 +70,31 @@ def test_inference_writes_yhat_with_provenance(stage):
 
 def test_localisation_sweep_targets_and_figure(stage):
     config, root, files = stage
-    loc = load_script("localize_split")
-    settings = detector_settings(config)
+    loc_config = {k: config[k] for k in ("localize", "kde", "geometry")}
     metrics = []
     for split in ("test", "isolated_200", "isolated_1000"):
         npz, parquet = files[split][0]
         yhat_path = root / f"yhat_{split}.npz"
-        load_script("infer_phi").run(str(root / "phi.pt"), npz, str(yhat_path), 4, "cpu", 1)
+        infer_phi(
+            model=str(root / "phi.pt"),
+            npz=npz,
+            yhat=str(yhat_path),
+            batch_size=4,
+            device="cpu",
+            threads=1,
+        )
         for source, kde in (("phi", str(yhat_path)), ("oracle", npz)):
             out = root / f"{source}_{split}"
-            loc.run(
-                source,
-                split,
-                200.0,
-                [kde],
-                [npz],
-                [parquet],
-                settings,
-                4,
-                108.3,
-                5.0,
-                f"{out}.parquet",
-                f"{out}.csv",
+            localize(
+                kde=[kde],
+                npz=[npz],
+                parquet=[parquet],
+                table=f"{out}.parquet",
+                metrics=f"{out}.csv",
+                config=loc_config,
+                source=source,
+                split=split,
+                photons=200.0,
             )
             metrics.append(f"{out}.csv")
     oracle = pd.read_csv(root / "oracle_isolated_200.csv")
@@ -92,25 +104,36 @@ def test_localisation_sweep_targets_and_figure(stage):
     assert {"image", "shard", "u_nm", "truth", "error_nm"} <= set(table.columns)
 
     sweep = root / "sweep.csv"
-    load_script("photon_sweep").run(
-        [200, 1000],
-        [str(root / "phi_isolated_200.parquet"), str(root / "phi_isolated_1000.parquet")],
-        [files["isolated_200"], files["isolated_1000"]],
-        0.92,
-        0.0,
-        108.3,
-        str(sweep),
+    isolated = ("isolated_200", "isolated_1000")
+    photon_sweep(
+        tables={s: [str(root / f"phi_{s}.parquet")] for s in isolated},
+        npz={s: [f[0] for f in files[s]] for s in isolated},
+        parquet={s: [f[1] for f in files[s]] for s in isolated},
+        sweep=str(sweep),
+        photons={"isolated_200": 200, "isolated_1000": 1000},
+        sigma_x=0.92,
+        background=0.0,
+        pixel_size_nm=108.3,
     )
     rows = pd.read_csv(sweep)
     assert list(rows["photons"]) == [200, 1000]
     assert rows.loc[0, "crlb_nm"] > rows.loc[1, "crlb_nm"]  # more photons, tighter bound
     targets = config["phi"]["targets"]
-    load_script("phi_targets").run(
-        metrics, str(sweep), targets, "test", str(root / "loc.csv"), str(root / "targets.csv")
+    phi_targets(
+        metrics=metrics,
+        sweep=str(sweep),
+        localization=str(root / "loc.csv"),
+        checks=str(root / "targets.csv"),
+        targets=targets,
+        split="test",
     )
     checks = pd.read_csv(root / "targets.csv")
     assert list(checks["target"]) == ["precision", "recall_gap", "rmse_over_crlb"]
-    load_script("fig5").run(
-        str(sweep), str(root / "loc.csv"), 3.0, str(root / "fig5.png"), str(root / "fig5.pdf")
+    fig5(
+        sweep=sweep,
+        localization=root / "loc.csv",
+        png=root / "fig5.png",
+        pdf=root / "fig5.pdf",
+        sigma_y=3.0,
     )
     assert (root / "fig5.png").stat().st_size > 10_000 and (root / "fig5.pdf").is_file()

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from diffloc.data.files import ShardError
+from diffloc.data.files import PosteriorFileError
 from diffloc.data.posterior import SUMMARY_KEYS, load_posterior, save_posterior
 from diffloc.psi.diffusion import Diffusion, Sampler, cosine_schedule
-from diffloc.psi.posterior import concat_summaries, sample_summaries, summarize
+from diffloc.psi.posterior import concat_summaries, sample_summaries, summarise
 
 LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -18,7 +18,7 @@ def random_samples(n=3, k=17, h=5, w=4, seed=0) -> np.ndarray:
 
 def test_summaries_match_numpy_definitions():
     x = random_samples()
-    s = summarize(x, LEVELS, 3)
+    s = summarise(x, LEVELS, 3)
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(s["mean"], x64.sum(1) / x.shape[1], rtol=1e-6)
     dev = x64 - x64.mean(1, keepdims=True)
@@ -37,14 +37,14 @@ def test_summaries_match_numpy_definitions():
     np.testing.assert_allclose(s["quantile_levels"], LEVELS)
     assert all(s[k].dtype == np.float32 for k in SUMMARY_KEYS)
     assert s["quantiles"].shape == (3, 5, 5, 4) and s["mean"].shape == (3, 5, 4)
-    torch_s = summarize(torch.from_numpy(x), LEVELS, 3)
+    torch_s = summarise(torch.from_numpy(x), LEVELS, 3)
     assert all(np.array_equal(torch_s[k], s[k]) for k in SUMMARY_KEYS)
 
 
 def test_summaries_are_per_image():
     x = random_samples(n=4)
-    whole = summarize(x, LEVELS, 2)
-    parts = concat_summaries([summarize(x[:1], LEVELS, 2), summarize(x[1:], LEVELS, 2)])
+    whole = summarise(x, LEVELS, 2)
+    parts = concat_summaries([summarise(x[:1], LEVELS, 2), summarise(x[1:], LEVELS, 2)])
     assert all(np.array_equal(whole[k], parts[k]) for k in SUMMARY_KEYS)
 
 
@@ -58,14 +58,14 @@ def test_summaries_are_per_image():
         ({"raw_samples": 20}, "raw_samples"),
     ],
 )
-def test_summarize_rejects_bad_input(kwargs, pattern):
+def test_summarise_rejects_bad_input(kwargs, pattern):
     args = {"samples": random_samples(), "quantiles": LEVELS, "raw_samples": 2, **kwargs}
     with pytest.raises(ValueError, match=pattern):
-        summarize(**args)
+        summarise(**args)
 
 
 def test_save_load_round_trip_and_reproducible_bytes(tmp_path):
-    s = summarize(random_samples(), LEVELS, 2)
+    s = summarise(random_samples(), LEVELS, 2)
     meta = {"set": "test", "chunk": "0000", "k": 17}
     a, b = tmp_path / "a" / "0000.npz", tmp_path / "b" / "0000.npz"
     save_posterior(a, s, meta)
@@ -87,16 +87,16 @@ def test_save_load_round_trip_and_reproducible_bytes(tmp_path):
     ],
 )
 def test_invalid_summaries_are_refused(tmp_path, edit, pattern):
-    s = summarize(random_samples(), LEVELS, 2)
+    s = summarise(random_samples(), LEVELS, 2)
     edit(s)
-    with pytest.raises(ShardError, match=pattern):
+    with pytest.raises(PosteriorFileError, match=pattern):
         save_posterior(tmp_path / "x.npz", s, {})
 
 
 def test_load_names_a_corrupt_file(tmp_path):
     path = tmp_path / "0000.npz"
     path.write_bytes(b"not a zip")
-    with pytest.raises(ShardError, match=r"0000\.npz"):
+    with pytest.raises(PosteriorFileError, match=r"0000\.npz"):
         load_posterior(path)
 
 
@@ -114,7 +114,7 @@ def test_sample_summaries_equal_summaries_of_one_sample_call():
     batched = sample_summaries(
         diffusion, Shrink(), yhat, torch.Generator().manual_seed(3), sampler, 4, 8, LEVELS, 2
     )
-    whole = summarize(
+    whole = summarise(
         diffusion.sample(Shrink(), yhat, 4, torch.Generator().manual_seed(3), sampler, 100),
         LEVELS,
         2,

@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from test_workflow import load_script
 
 from diffloc.config import shard_config
+from diffloc.data.models import save_model
 from diffloc.data.shards import write_shard
 from diffloc.provenance import package_versions
 from diffloc.report.datasets import DATASET_COLUMNS, dataset_table
+from diffloc.report.jobs import report_command, run_info
 from diffloc.simulate.scenes import simulate_shard
 
 
@@ -52,10 +53,28 @@ def test_package_versions_cover_every_dependency():
     assert {"python", "diffloc", "numpy", "snakemake", "matplotlib"} <= set(versions)
 
 
-def test_run_info_writes_config_versions_and_datasets(tmp_path, shards, tiny_config):
-    out = {name: tmp_path / "report" / name for name in ("config.yaml", "v.tsv", "d.tsv")}
+def test_run_info_writes_config_versions_datasets_and_machine(tmp_path, shards, tiny_config):
+    out = {name: tmp_path / "report" / name for name in ("config.yaml", "v.tsv", "d.tsv", "m.tsv")}
     npz, parquet = zip(*shards, strict=True)
-    load_script("run_info").run(tiny_config, list(npz), list(parquet), *map(str, out.values()))
+    model = tmp_path / "phi.pt"
+    machine = {"cpu_model": "Test CPU 9000", "torch_build": "x", "cuda_device": "none"}
+    save_model(model, torch.nn.Linear(2, 1), {}, {"network": "phi", "machine": machine})
+    run_info(
+        npz=list(npz),
+        parquet=list(parquet),
+        models=[str(model)],
+        config_yaml=str(out["config.yaml"]),
+        versions=str(out["v.tsv"]),
+        datasets=str(out["d.tsv"]),
+        machine=str(out["m.tsv"]),
+        config=tiny_config,
+    )
+    table = pd.read_csv(out["m.tsv"], sep="\t")
+    trained = table[table["where"] == "phi: trained on"].set_index("what")["value"]
+    assert trained["cpu_model"] == "Test CPU 9000"
+    threads = table[table["where"] == "psi: training threads (config)"]["value"].tolist()
+    assert threads == [str(tiny_config["diffusion"]["train"]["threads"])]
+    assert "torch_build" in set(table[table["where"] == "this job (run_info)"]["what"])
     assert yaml.safe_load(out["config.yaml"].read_text()) == tiny_config
     versions = pd.read_csv(out["v.tsv"], sep="\t")
     assert list(versions.columns) == ["package", "version"] and "torch" in set(versions.package)
@@ -64,7 +83,7 @@ def test_run_info_writes_config_versions_and_datasets(tmp_path, shards, tiny_con
 
 def test_report_rule_calls_snakemake_report_on_its_targets(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    command = load_script("report").report_command(
+    command = report_command(
         "/repo/Snakefile", "results/r/report/config.yaml", ["a.png", "b.tsv", "a.png"], "r.html"
     )
     assert command == [

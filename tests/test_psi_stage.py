@@ -1,60 +1,69 @@
-"""psi's rule scripts on tiny data: train (with resume), sample posteriors, Figures 3-4, metrics."""
+"""psi's jobs on tiny data: train (with resume), sample posteriors, Figures 3-4, metrics."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, SCHEMA_PATH, load_script, tiny
+from conftest import REPO, SCHEMA_PATH, tiny
 from diffloc.config import load_config, shard_config
 from diffloc.data.posterior import load_posterior
+from diffloc.figures.jobs import fig3, fig4
+from diffloc.phi.jobs import infer_phi, train_phi
+from diffloc.psi.jobs import posterior, psi_metrics, train_psi
 from diffloc.psi.quality import posterior_quality
+from diffloc.simulate.jobs import simulate
 
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
     config = tiny(load_config(REPO / "config" / "config.yaml", SCHEMA_PATH))
     root = tmp_path_factory.mktemp("psi_stage")
-    simulate, files = load_script("simulate_shard"), {}
+    files = {}
     for split in ("phi_train", "psi_train", "val", "test"):
         npz, parquet = root / f"{split}.npz", root / f"{split}.parquet"
-        simulate.run(shard_config(config, split, 0), str(npz), str(parquet))
+        simulate(shard=shard_config(config, split, 0), npz=str(npz), parquet=str(parquet))
         files[split] = str(npz)
-    load_script("train_phi").run(
-        config["phi"],
-        config["seed"],
-        4,
-        [files["phi_train"]],
-        [files["val"]],
-        str(root / "phi.pt"),
-        str(root / "phi.csv"),
-        str(root / "phi.ckpt"),
+    train_phi(
+        train=[files["phi_train"]],
+        val=[files["val"]],
+        model=str(root / "phi.pt"),
+        log_csv=str(root / "phi.csv"),
+        phi=config["phi"],
+        seed=config["seed"],
+        upsample=4,
+        checkpoint=str(root / "phi.ckpt"),
         threads=1,
         progress=False,
     )
     yhat = {}
     for split in ("psi_train", "val", "test"):
         yhat[split] = str(root / f"yhat_{split}.npz")
-        load_script("infer_phi").run(str(root / "phi.pt"), files[split], yhat[split], 4, "cpu", 1)
-    psi_cfg = {k: config[k] for k in ("geometry", "diffusion")}
-    train = load_script("train_psi")
-    args = (
-        psi_cfg,
-        config["seed"],
-        [yhat["psi_train"]],
-        [files["psi_train"]],
-        [yhat["val"]],
-        [files["val"]],
-    )
-    train.run(
-        *args,
-        str(root / "psi.pt"),
-        str(root / "psi.csv"),
-        str(root / "psi.ckpt"),
-        1,
+        infer_phi(
+            model=str(root / "phi.pt"),
+            npz=files[split],
+            yhat=yhat[split],
+            batch_size=4,
+            device="cpu",
+            threads=1,
+        )
+    inputs = {
+        "train_yhat": [yhat["psi_train"]],
+        "train_npz": [files["psi_train"]],
+        "val_yhat": [yhat["val"]],
+        "val_npz": [files["val"]],
+        "psi": {k: config[k] for k in ("geometry", "diffusion")},
+        "seed": config["seed"],
+    }
+    train_psi(
+        **inputs,
+        model=str(root / "psi.pt"),
+        log_csv=str(root / "psi.csv"),
+        checkpoint=str(root / "psi.ckpt"),
+        threads=1,
         progress=False,
     )
-    return config, root, files, yhat, train, args
+    return config, root, files, yhat, inputs
 
 
 def test_training_saves_ema_weights_with_the_schedule(stage):
@@ -69,91 +78,84 @@ def test_training_saves_ema_weights_with_the_schedule(stage):
 
 
 def test_killed_training_resumes_to_the_same_weights(stage, tmp_path):
-    _, root, _, _, train, args = stage
+    _, root, _, _, inputs = stage
+    outputs = {
+        "model": str(tmp_path / "p.pt"),
+        "log_csv": str(tmp_path / "p.csv"),
+        "checkpoint": str(tmp_path / "p.ckpt"),
+    }
 
     def kill(step):
         if step == 3:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train.run(
-            *args,
-            str(tmp_path / "p.pt"),
-            str(tmp_path / "p.csv"),
-            str(tmp_path / "p.ckpt"),
-            1,
-            False,
-            kill,
-        )
+        train_psi(**inputs, **outputs, threads=1, progress=False, on_step=kill)
     assert (tmp_path / "p.ckpt").exists()
-    train.run(
-        *args, str(tmp_path / "p.pt"), str(tmp_path / "p.csv"), str(tmp_path / "p.ckpt"), 1, False
-    )
+    train_psi(**inputs, **outputs, threads=1, progress=False)
     a = torch.load(root / "psi.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "p.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_posterior_chunks_figures_and_metrics(stage):
-    config, root, files, yhat, *_ = stage
-    post = load_script("posterior_chunk")
+    config, root, files, yhat, _ = stage
     diffusion = config["diffusion"]
-    out = [str(root / f"post_{c}.npz") for c in range(2)]
-    for chunk, (start, stop) in enumerate(((0, 3), (3, 6))):
-        post.run(
-            str(root / "psi.pt"),
-            "test",
-            chunk,
-            start,
-            stop,
-            [yhat["test"]],
-            diffusion["sampler"],
-            diffusion["summary"],
-            "cpu",
-            config["seed"],
-            out[chunk],
-            1,
+
+    def sample(chunk, images, out):
+        posterior(
+            model=str(root / "psi.pt"),
+            yhat=[yhat["test"]],
+            posterior=out,
+            split="test",
+            chunk=chunk,
+            images=images,
+            sampler=diffusion["sampler"],
+            summary=diffusion["summary"],
+            device="cpu",
+            seed=config["seed"],
+            threads=1,
             progress=False,
         )
+
+    out = [str(root / f"post_{c}.npz") for c in range(2)]
+    for chunk, images in enumerate(([0, 3], [3, 6])):
+        sample(chunk, images, out[chunk])
     summary, meta = load_posterior(out[1])
     k = diffusion["sampler"]["k"]
     assert summary["mean"].shape == (3, 80, 80) and meta["k"] == k and meta["images"] == [3, 6]
     assert summary["samples"].shape[1] == diffusion["summary"]["raw_samples"]
     again = str(root / "again.npz")
-    post.run(
-        str(root / "psi.pt"),
-        "test",
-        1,
-        3,
-        6,
-        [yhat["test"]],
-        diffusion["sampler"],
-        diffusion["summary"],
-        "cpu",
-        config["seed"],
-        again,
-        1,
-        progress=False,
-    )
+    sample(1, [3, 6], again)
     assert open(again, "rb").read() == open(out[1], "rb").read()  # reruns are bit-identical
 
-    load_script("fig3").run(
-        str(root / "psi.pt"),
-        files["test"],
-        yhat["test"],
-        0,
-        diffusion["sampler"],
-        config["seed"],
-        str(root / "fig3.png"),
-        str(root / "fig3.pdf"),
+    fig3(
+        model=root / "psi.pt",
+        npz=files["test"],
+        yhat=yhat["test"],
+        png=root / "fig3.png",
+        pdf=root / "fig3.pdf",
+        image=0,
+        sampler=diffusion["sampler"],
+        seed=config["seed"],
     )
-    load_script("fig4").run(
-        out, [files["test"]], [yhat["test"]], 4, str(root / "fig4.png"), str(root / "fig4.pdf")
+    fig4(
+        posterior=out,
+        npz=[files["test"]],
+        yhat=[yhat["test"]],
+        png=root / "fig4.png",
+        pdf=root / "fig4.pdf",
+        n_images=4,
     )
     for name in ("fig3", "fig4"):
         assert (root / f"{name}.png").stat().st_size > 10_000 and (root / f"{name}.pdf").is_file()
-    load_script("psi_metrics").run(
-        out, [files["test"]], [yhat["test"]], 0.05, 1.1, str(root / "psi.csv")
+    psi_metrics(
+        posterior=out,
+        npz=[files["test"]],
+        yhat=[yhat["test"]],
+        metrics=str(root / "psi.csv"),
+        floor=0.05,
+        max_mse_ratio=1.1,
     )
     row = pd.read_csv(root / "psi.csv").iloc[0]
     assert row["n_images"] == 6 and row["passed"] == (row["mse_ratio"] <= 1.1)

@@ -22,9 +22,12 @@ import yaml
 from snakemake.io import WILDCARD_REGEX
 
 from conftest import REPO, load_workflow, tiny
+from diffloc.config import splits
+from diffloc.data.files import REBUILD_HINT
 from diffloc.runtime import parse_allocation
 
 TIMEOUT_S = 1200  # the whole tiny study; a hung job or status check fails the test instead
+FAILURE_TIMEOUT_S = 240  # one job that fails: submission, failure, report
 GPU_VARS = ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES")
 SACCT_FIELDS = "JobID,Comment,State,AllocTRES"
 
@@ -57,8 +60,11 @@ def node_cpus() -> int:
     return min(int(c) for c in out.stdout.split())
 
 
-def run_profile(workdir: Path, configfile: Path) -> subprocess.CompletedProcess:
-    """`snakemake --profile slurm` from the repository root on `configfile`, outputs in `workdir`.
+def run_profile(
+    workdir: Path, configfile: Path, targets: tuple[str, ...] = (), timeout_s: int = TIMEOUT_S
+) -> subprocess.CompletedProcess:
+    """`snakemake --profile slurm` from the repository root on `configfile`, outputs in `workdir`,
+    with the profile's own settings (retries included) and SLURM polled every 2 s.
 
     On timeout Snakemake gets SIGINT first, so that it cancels its SLURM jobs.
     """
@@ -66,16 +72,15 @@ def run_profile(workdir: Path, configfile: Path) -> subprocess.CompletedProcess:
         *(sys.executable, "-m", "snakemake", "--profile", "slurm"),
         *("--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)),
         *("--configfile", str(configfile), "--max-threads", str(node_cpus())),
-        # a failure must fail the test, not be retried away; poll SLURM every 2 s
-        *("--retries", "0"),
         *("--slurm-init-seconds-before-status-checks", "2"),
         *("--seconds-between-status-checks", "2"),
+        *targets,
     ]
     with subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
         try:
-            out, _ = proc.communicate(timeout=TIMEOUT_S)
+            out, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGINT)
             try:
@@ -83,7 +88,7 @@ def run_profile(workdir: Path, configfile: Path) -> subprocess.CompletedProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, _ = proc.communicate()
-            pytest.fail(f"snakemake --profile slurm ran over {TIMEOUT_S} s:\n{out[-5000:]}")
+            pytest.fail(f"snakemake --profile slurm ran over {timeout_s} s:\n{out[-5000:]}")
     return subprocess.CompletedProcess(command, proc.returncode, out)
 
 
@@ -190,3 +195,39 @@ def test_the_study_runs_through_slurm_with_gpus_for_training(slurm, tmp_path, de
         for line in allocations(workdir, rule):
             assert line["SLURM_JOB_ID"] in held, f"rule {rule.name}: {line} is not a GPU job"
             assert any(line[v] != "-" for v in GPU_VARS), f"rule {rule.name}: no GPU in {line}"
+
+
+def test_a_deterministic_failure_stops_the_run_once_and_names_its_log(
+    slurm, tmp_path, default_config
+):
+    """A corrupt shard makes its localisation job fail on SLURM: Snakemake must exit non-zero
+    promptly, without resubmitting the job (the profile's `retries: 0`), and point at the log
+    that says which file is broken and what to do."""
+    config = tiny(default_config, run="broken")
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "work"
+    data = workdir / "results" / "broken" / "data" / "test"
+    data.mkdir(parents=True)
+    for shard in splits(config)["test"].shard_ids():  # present (so not remade) but corrupt
+        (data / f"{shard}.npz").write_bytes(b"not an npz")
+        (data / f"{shard}.parquet").write_bytes(b"not a parquet table")
+    since = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    started = time.monotonic()
+    target = "results/broken/localizations/oracle/test.parquet"
+    proc = run_profile(workdir, configfile, (target,), FAILURE_TIMEOUT_S)
+    elapsed = time.monotonic() - started
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert elapsed < FAILURE_TIMEOUT_S
+    log = "results/broken/logs/localize/oracle/test.log"
+    assert log in proc.stdout, proc.stdout[-3000:]
+    text = (workdir / log).read_text()
+    assert "0000.npz: corrupt or truncated file" in text and REBUILD_HINT in text, text[-2000:]
+    assert not (workdir / target).exists()
+    run_id = re.search(r"SLURM run ID: (\S+)", proc.stdout).group(1)
+    deadline = time.monotonic() + 60
+    while not (jobs := slurm_jobs(run_id, since)) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert [j["rule"] for j in jobs] == ["localize"], f"expected one submission, sacct has {jobs}"
+    assert jobs[0]["State"] == "FAILED", jobs
+    print(f"failing job reported after {elapsed:.0f} s")

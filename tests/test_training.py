@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from diffloc.data.files import ModelFileError
 from diffloc.data.models import load_model, save_model
 from diffloc.phi.network import Phi, phi_loss
 from diffloc.runtime import resolve_device
@@ -27,6 +28,7 @@ def _settings(**kw):
         ema_decay=0.0,
         device="cpu",
         cuda_bf16=False,
+        threads=1,
     )
     return TrainSettings(**{**base, **kw})
 
@@ -167,8 +169,40 @@ def test_model_files_round_trip_and_reject_code(tmp_path):
 
     with open(tmp_path / "evil.pt", "wb") as handle:
         pickle.dump({"state_dict": Evil(), "config": {}, "metadata": {}}, handle)
-    with pytest.raises(RuntimeError, match=r"evil\.pt: not a valid diffloc model file"):
+    with pytest.raises(
+        ModelFileError, match=r"(?s)evil\.pt: not a valid diffloc model file.*rerun snakemake"
+    ):
         load_model(tmp_path / "evil.pt", build)
     assert not marker.exists()
-    with pytest.raises(FileNotFoundError, match=r"missing\.pt"):
+    with pytest.raises(ModelFileError, match=r"missing\.pt: model file is missing"):
         load_model(tmp_path / "missing.pt", build)
+
+
+def test_model_files_are_byte_identical_for_identical_weights(tmp_path):
+    torch.manual_seed(1)
+    model = Phi(4, 2, [1, 2])
+    for name in ("a.pt", "b.pt"):
+        save_model(tmp_path / name, model, {"width": 4}, {"seed": 1})
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_training_threads_come_from_the_settings_not_the_caller(tmp_path):
+    """The caller's torch thread count (what --cores gave the job) does not reach training."""
+    seen = []
+    runs = []
+    for outer, tag in ((1, "one"), (2, "two")):
+        torch.set_num_threads(outer)
+        runs.append(
+            _run(
+                tmp_path,
+                _settings(steps=6, threads=2),
+                lambda s: seen.append(torch.get_num_threads()),
+                tag,
+            )
+        )
+        assert torch.get_num_threads() == outer  # restored afterwards
+    assert set(seen) == {2}
+    for a, b in zip(
+        runs[0].model.state_dict().values(), runs[1].model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)

@@ -1,4 +1,5 @@
-"""The Snakemake workflow: config errors stop a dry run, shards are identical on 1 and 2 cores."""
+"""The Snakemake workflow: config errors stop a dry run; shards, models and metrics are identical
+on 1 and 2 cores and on a rerun."""
 
 import hashlib
 import os
@@ -9,9 +10,10 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, load_script
+from conftest import REPO
 from diffloc.config import shard_config
 from diffloc.data.shards import read_shard
+from diffloc.simulate.jobs import simulate
 
 
 def snakemake(workdir, config, *args, timeout=300):
@@ -47,6 +49,32 @@ def test_bad_config_stops_the_dry_run_before_any_job(tmp_path, tiny_config, edit
     assert not (tmp_path / "results").exists()
 
 
+def test_models_and_metrics_do_not_depend_on_cores_and_rerun_bit_identically(tmp_path, tiny_config):
+    """The tiny study to every model and metrics table, once on 1 core and once on 2: the
+    training threads come from the config (not from --cores), model files carry no wall time
+    and no temporary names, and no metrics table holds a timing, so both runs write the same
+    bytes (the second run is also the rerun of the first)."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    for workdir, cores in ((one, "1"), (two, "2")):
+        proc = snakemake(workdir, tiny_config, "--cores", cores, "metrics_and_models", timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def files(root):
+        run = root / "results" / "tiny"
+        return {
+            str(p.relative_to(run)): p.read_bytes()
+            for sub in ("models", "metrics")
+            for p in sorted((run / sub).rglob("*"))
+            if p.is_file()
+        }
+
+    a, b = files(one), files(two)
+    assert {"models/phi.pt", "models/psi.pt", "metrics/calibration_ablation.csv"} <= set(a)
+    assert sorted(a) == sorted(b)
+    differ = [name for name in a if a[name] != b[name]]
+    assert not differ, f"differ between --cores 1 and --cores 2: {differ}"
+
+
 def test_shards_are_identical_on_one_and_two_cores(tmp_path, tiny_config):
     one, two = tmp_path / "one", tmp_path / "two"
     for workdir, cores in ((one, "1"), (two, "2")):
@@ -68,11 +96,10 @@ def test_shards_are_identical_on_one_and_two_cores(tmp_path, tiny_config):
     assert re.search(r"^total\s+0$", proc.stdout + proc.stderr, flags=re.M), proc.stdout[-2000:]
 
 
-def test_rule_script_writes_the_same_bytes_as_the_workflow(tmp_path, tiny_config):
-    script = load_script("simulate_shard")
+def test_simulate_job_writes_the_same_bytes_every_time(tmp_path, tiny_config):
     cfg = shard_config(tiny_config, "val", 0)
-    script.run(cfg, str(tmp_path / "a.npz"), str(tmp_path / "a.parquet"))
-    script.run(cfg, str(tmp_path / "b.npz"), str(tmp_path / "b.parquet"))
+    simulate(shard=cfg, npz=str(tmp_path / "a.npz"), parquet=str(tmp_path / "a.parquet"))
+    simulate(shard=cfg, npz=str(tmp_path / "b.npz"), parquet=str(tmp_path / "b.parquet"))
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     shard = read_shard(tmp_path / "a.npz", tmp_path / "a.parquet")
     assert shard.n_images == 6

@@ -165,6 +165,11 @@ def _check_diffusion(config: dict) -> None:
             f"config key 'diffusion.sampler.eta' is required for kind 'ddim' and only there "
             f"(kind '{sampler['kind']}')"
         )
+    if sampler["batch_size"] < sampler["k"]:
+        raise ConfigError(
+            f"config key 'diffusion.sampler.batch_size' ({sampler['batch_size']}) is below "
+            f"diffusion.sampler.k ({sampler['k']}): batches hold whole images"
+        )
     quantiles = diff["summary"]["quantiles"]
     if quantiles != sorted(quantiles):
         raise ConfigError(f"config key 'diffusion.summary.quantiles' must increase: {quantiles}")

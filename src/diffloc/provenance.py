@@ -1,8 +1,10 @@
-"""What a run was made of, for its report: software versions."""
+"""What a run was made of, for its report: software versions and the machine its floats came from."""
 
 import importlib.metadata
+import os
 import platform
 import re
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,3 +37,35 @@ def package_versions(distribution: str = "diffloc") -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def _cpu_model() -> str:
+    """The processor's model name (Linux /proc/cpuinfo, else what platform reports)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> dict[str, str]:
+    """The processor, torch build and thread settings a run computed on. Float results (and
+    models trained from them) differ between processors and torch builds, so a report keeps
+    them beside its numbers."""
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_count": str(os.cpu_count()),
+        "platform": platform.platform(),
+        "torch_build": (
+            f"{torch.__version__}; CUDA {torch.version.cuda or 'none'}; "
+            f"MKL {'yes' if torch.backends.mkl.is_available() else 'no'}; "
+            f"oneDNN {'yes' if torch.backends.mkldnn.is_available() else 'no'}; "
+            f"OpenMP {'yes' if torch.backends.openmp.is_available() else 'no'}"
+        ),
+        "torch_default_threads": str(torch.get_num_threads()),
+        "torch_interop_threads": str(torch.get_num_interop_threads()),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        **{f"env_{k}": os.environ.get(k, "-") for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+    }

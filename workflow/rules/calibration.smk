@@ -1,56 +1,31 @@
-# Calibration of psi's uncertainty (SPEC 9): diffusion vs MCMC std maps of isolated emitters,
+# Calibration of psi's uncertainty: diffusion vs MCMC std maps of isolated emitters,
 # coverage / z-scores / CRPS on dense test images (with a validation-fitted recalibration and
 # phi + constant sigma as a baseline), localisation uncertainty from detections on every
 # posterior sample, the sampler ablation and the targets (Figures 6 and 7: figures.smk).
-# Needs mcmc.smk (MCMC_SETTINGS) and psi.smk (posterior files, incl. posterior/val/).
-
-CALIBRATION = config["calibration"]
-CALIBRATION_DIR = f"{RUN}/calibration"
-
-
-def ablation_kinds():
-    """The `{sampler}` wildcard of the ablation: the grid's kinds, then the study's own."""
-    kinds = list(CALIBRATION["ablation"]["samplers"])
-    own = config["diffusion"]["sampler"]["kind"]
-    return kinds if own in kinds else [*kinds, own]
+# Needs mcmc.smk (MCMC_SETTINGS) and psi.smk (posterior files, incl. posterior/val/). Each
+# script is an adapter for the job of the same name in diffloc.calibration.jobs; files grouped
+# per split (or per MCMC setting and split) arrive as `grouped_inputs` (common.smk).
 
 
-def calibration_mem_mb(n_images):
-    """Memory (MB) of a calibration job holding n_images posterior summaries: per image its
-    quantile maps, raw samples and a few maps, as float32 with float64 working copies."""
-    summary = config["diffusion"]["summary"]
-    side = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
-    maps = len(summary["quantiles"]) + summary["raw_samples"] + 4
-    return 1000 + int(24 * maps * side * side * n_images / 1e6)
-
-
-CAL_ISOLATED_N = POSTERIOR["isolated_images"]
-CAL_TEST_N = POSTERIOR["test_images"]
-CAL_VAL_N = CALIBRATION["val_images"]
-CAL_MCMC_REF = mcmc_reference_setting()
-ABLATION = CALIBRATION["ablation"]
-ABLATION_SET = f"isolated_{ABLATION['photons']}"
-ABLATION_DIR = f"{CALIBRATION_DIR}/ablation"
+include: "paths/calibration.smk"
 
 
 rule calibration_mcmc:
     input:
-        posterior=[f for s in ISOLATED_SPLITS for f in posterior_files(s)],
-        npz=[f for s in ISOLATED_SPLITS for f in split_head_files(s, CAL_ISOLATED_N, "npz")],
-        maps=[f for m in MCMC_SETTINGS for s in ISOLATED_SPLITS for f in mcmc_split_maps(m, s)],
+        unpack(
+            lambda wc: grouped_inputs(
+                posterior={s: posterior_files(s) for s in ISOLATED_SPLITS},
+                npz={s: split_head_files(s, CAL_ISOLATED_N, "npz") for s in ISOLATED_SPLITS},
+                maps={
+                    m: {s: mcmc_split_maps(m, s) for s in ISOLATED_SPLITS} for m in MCMC_SETTINGS
+                },
+            )
+        ),
     output:
         csv=report_item(f"{METRICS}/calibration_mcmc.csv", "calibration_mcmc", "Metrics"),
         per_image=f"{CALIBRATION_DIR}/mcmc_per_image.csv",
     params:
-        sets={
-            s: {
-                "photons": split_photons(s),
-                "posterior": posterior_files(s),
-                "npz": split_head_files(s, CAL_ISOLATED_N, "npz"),
-                "maps": {m: mcmc_split_maps(m, s) for m in MCMC_SETTINGS},
-            }
-            for s in ISOLATED_SPLITS
-        },
+        photons={s: split_photons(s) for s in ISOLATED_SPLITS},
         betas={m: config["mcmc"]["settings"][m]["beta"] for m in MCMC_SETTINGS},
         n_images=CAL_ISOLATED_N,
         floor=CALIBRATION["support_floor"],
@@ -72,9 +47,19 @@ rule calibration_mcmc:
 
 rule calibration_coverage:
     input:
-        posterior=posterior_files("test") + posterior_files("val"),
-        npz=split_head_files("test", CAL_TEST_N, "npz") + split_head_files("val", CAL_VAL_N, "npz"),
-        yhat=split_head_yhat("test", CAL_TEST_N) + split_head_yhat("val", CAL_VAL_N),
+        unpack(
+            lambda wc: grouped_inputs(
+                posterior={"test": posterior_files("test"), "val": posterior_files("val")},
+                npz={
+                    "test": split_head_files("test", CAL_TEST_N, "npz"),
+                    "val": split_head_files("val", CAL_VAL_N, "npz"),
+                },
+                yhat={
+                    "test": split_head_yhat("test", CAL_TEST_N),
+                    "val": split_head_yhat("val", CAL_VAL_N),
+                },
+            )
+        ),
     output:
         csv=report_item(
             f"{METRICS}/calibration_coverage.csv", "calibration_coverage", "Metrics"
@@ -82,16 +67,6 @@ rule calibration_coverage:
         reliability=f"{CALIBRATION_DIR}/reliability.csv",
         z_hist=f"{CALIBRATION_DIR}/z_histogram.csv",
     params:
-        test={
-            "posterior": posterior_files("test"),
-            "npz": split_head_files("test", CAL_TEST_N, "npz"),
-            "yhat": split_head_yhat("test", CAL_TEST_N),
-        },
-        val={
-            "posterior": posterior_files("val"),
-            "npz": split_head_files("val", CAL_VAL_N, "npz"),
-            "yhat": split_head_yhat("val", CAL_VAL_N),
-        },
         n_test=CAL_TEST_N,
         n_val=CAL_VAL_N,
         levels=CALIBRATION["levels"],
@@ -116,43 +91,35 @@ rule calibration_coverage:
 
 rule calibration_localization:
     input:
-        posterior=[f for s in ["test", *ISOLATED_SPLITS] for f in posterior_files(s)],
-        npz=[
-            f
-            for s in ["test", *ISOLATED_SPLITS]
-            for f in split_head_files(s, POSTERIOR_SPLITS[s], "npz")
-        ],
-        parquet=[
-            f
-            for s in ["test", *ISOLATED_SPLITS]
-            for f in split_head_files(s, POSTERIOR_SPLITS[s], "parquet")
-        ],
-        diagnostics=[
-            f"{RUN}/mcmc/{CAL_MCMC_REF}/{s}/{c}.diagnostics.csv"
-            for s in ISOLATED_SPLITS
-            for c in chunk_ids(config)
-        ],
+        unpack(
+            lambda wc: grouped_inputs(
+                posterior={s: posterior_files(s) for s in CAL_LOCALIZATION_SPLITS},
+                npz={
+                    s: split_head_files(s, POSTERIOR_SPLITS[s], "npz")
+                    for s in CAL_LOCALIZATION_SPLITS
+                },
+                parquet={
+                    s: split_head_files(s, POSTERIOR_SPLITS[s], "parquet")
+                    for s in CAL_LOCALIZATION_SPLITS
+                },
+                # the MCMC (beta = 1) posterior std of the isolated emitters
+                diagnostics={
+                    s: [
+                        f"{RUN}/mcmc/{CAL_MCMC_REF}/{s}/{c}.diagnostics.csv"
+                        for c in chunk_ids(config)
+                    ]
+                    for s in ISOLATED_SPLITS
+                },
+            )
+        ),
     output:
         csv=report_item(
             f"{METRICS}/calibration_localization.csv", "calibration_localization", "Metrics"
         ),
         tracks=f"{CALIBRATION_DIR}/localization_tracks.parquet",
     params:
-        sets={
-            s: {
-                "photons": split_photons(s),
-                "n_images": POSTERIOR_SPLITS[s],
-                "posterior": posterior_files(s),
-                "npz": split_head_files(s, POSTERIOR_SPLITS[s], "npz"),
-                "parquet": split_head_files(s, POSTERIOR_SPLITS[s], "parquet"),
-                "diagnostics": [
-                    f"{RUN}/mcmc/{CAL_MCMC_REF}/{s}/{c}.diagnostics.csv" for c in chunk_ids(config)
-                ]
-                if s != "test"
-                else [],
-            }
-            for s in ["test", *ISOLATED_SPLITS]
-        },
+        photons={s: split_photons(s) for s in CAL_LOCALIZATION_SPLITS},
+        n_images={s: POSTERIOR_SPLITS[s] for s in CAL_LOCALIZATION_SPLITS},
         config={k: config[k] for k in ("localize", "kde", "geometry", "psf", "mcmc")},
         levels=CALIBRATION["localization"]["levels"],
         samples=CALIBRATION["localization"]["samples"],
@@ -175,24 +142,15 @@ rule ablation:
         model=f"{RUN}/models/psi.pt",
         npz=split_head_files("test", ABLATION["test_images"], "npz"),
         yhat=split_head_yhat("test", ABLATION["test_images"]),
-        iso_npz=split_head_files(ABLATION_SET, ABLATION["isolated_images"], "npz"),
-        iso_yhat=split_head_yhat(ABLATION_SET, ABLATION["isolated_images"]),
-        maps=mcmc_split_maps(CAL_MCMC_REF, ABLATION_SET) if ABLATION["isolated_images"] else [],
+        iso_npz=split_head_files(ABLATION_SPLIT, ABLATION["isolated_images"], "npz"),
+        iso_yhat=split_head_yhat(ABLATION_SPLIT, ABLATION["isolated_images"]),
+        maps=mcmc_split_maps(CAL_MCMC_REF, ABLATION_SPLIT) if ABLATION["isolated_images"] else [],
     output:
         csv=f"{ABLATION_DIR}/{{sampler}}.csv",
         timing=f"{ABLATION_DIR}/{{sampler}}.timing.csv",
     params:
         ablation=ABLATION,
         reference=config["diffusion"]["sampler"],
-        test={
-            "npz": split_head_files("test", ABLATION["test_images"], "npz"),
-            "yhat": split_head_yhat("test", ABLATION["test_images"]),
-        },
-        isolated={
-            "npz": split_head_files(ABLATION_SET, ABLATION["isolated_images"], "npz"),
-            "yhat": split_head_yhat(ABLATION_SET, ABLATION["isolated_images"]),
-            "maps": mcmc_split_maps(CAL_MCMC_REF, ABLATION_SET),
-        },
         levels=CALIBRATION["levels"],
         floor=CALIBRATION["support_floor"],
         device=config["diffusion"]["train"]["device"],
@@ -225,6 +183,11 @@ rule calibration_ablation:
         recommendation=report_item(
             f"{METRICS}/calibration_recommendation.csv", "calibration_recommendation", "Metrics"
         ),
+        timing=report_item(
+            f"{RUN}/benchmarks/calibration_ablation_seconds.csv",
+            "calibration_ablation_seconds",
+            "Timing (machine-dependent)",
+        ),
     params:
         max_coverage_error=ABLATION["max_coverage_error"],
         ratio_bounds=CALIBRATION["targets"]["std_ratio"],
@@ -247,7 +210,7 @@ rule calibration_targets:
         mcmc=f"{METRICS}/calibration_mcmc.csv",
         coverage=f"{METRICS}/calibration_coverage.csv",
     output:
-        report_item(f"{METRICS}/calibration_targets.csv", "calibration_targets", "Metrics"),
+        csv=report_item(f"{METRICS}/calibration_targets.csv", "calibration_targets", "Metrics"),
     params:
         targets=CALIBRATION["targets"],
     log:
@@ -262,13 +225,3 @@ rule calibration_targets:
         "../../envs/diffloc.yaml"
     script:
         "../scripts/calibration_targets.py"
-
-
-CALIBRATION_TARGETS = [
-    f"{METRICS}/calibration_mcmc.csv",
-    f"{METRICS}/calibration_coverage.csv",
-    f"{METRICS}/calibration_localization.csv",
-    f"{METRICS}/calibration_ablation.csv",
-    f"{METRICS}/calibration_recommendation.csv",
-    f"{METRICS}/calibration_targets.csv",
-]

@@ -1,4 +1,5 @@
-# Figures: one rule per figure, PNG + PDF under figures/, each registered for the HTML report.
+# Figures: one rule per figure, PNG + PDF under figures/, each registered for the HTML report;
+# each script is an adapter for the job of the same name in diffloc.figures.jobs.
 # Included after the stages whose outputs and names (FIG2, ABLATION, ...) the figures use.
 
 FIGURES = f"{RUN}/figures"
@@ -110,7 +111,7 @@ rule fig4:
         ),
         pdf=f"{FIGURES}/fig4.pdf",
     params:
-        n=POSTERIOR["figure_images"],
+        n_images=POSTERIOR["figure_images"],
     log:
         f"{RUN}/logs/fig4.log",
     benchmark:
@@ -185,6 +186,7 @@ rule fig7:
     input:
         ablation=f"{METRICS}/calibration_ablation.csv",
         recommendation=f"{METRICS}/calibration_recommendation.csv",
+        timing=f"{RUN}/benchmarks/calibration_ablation_seconds.csv",
     output:
         png=report_item(
             f"{FIGURES}/fig7.png",

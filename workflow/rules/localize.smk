@@ -1,14 +1,8 @@
 # phi's evaluation: LoG localisation on yhat and (oracle) on the true y0, the photon sweep
 # against the Cramer-Rao bound and phi's target checks (Figure 5: figures.smk).
 
-LOCALIZE_SPLITS = ["test", *ISOLATED_SPLITS]
 
-
-def kde_inputs(wildcards):
-    """The KDEs a localisation job reads: phi's yhat or the true y0 in the data shards."""
-    if wildcards.source == "phi":
-        return yhat_files(wildcards.split)
-    return shard_files(wildcards.split, "npz")
+include: "paths/localize.smk"
 
 
 rule localize:
@@ -41,14 +35,17 @@ rule localize:
 
 rule photon_sweep:
     input:
-        tables=[f"{RUN}/localizations/phi/{s}.parquet" for s in ISOLATED_SPLITS],
-        npz=[f for s in ISOLATED_SPLITS for f in shard_files(s, "npz")],
-        parquet=[f for s in ISOLATED_SPLITS for f in shard_files(s, "parquet")],
+        unpack(
+            lambda wc: grouped_inputs(
+                tables={s: [f"{RUN}/localizations/phi/{s}.parquet"] for s in ISOLATED_SPLITS},
+                npz={s: shard_files(s, "npz") for s in ISOLATED_SPLITS},
+                parquet={s: shard_files(s, "parquet") for s in ISOLATED_SPLITS},
+            )
+        ),
     output:
-        report_item(f"{METRICS}/photon_sweep.csv", "photon_sweep", "Metrics"),
+        sweep=report_item(f"{METRICS}/photon_sweep.csv", "photon_sweep", "Metrics"),
     params:
-        photons=[SPLITS[s].photons["value"] for s in ISOLATED_SPLITS],
-        shards=[list(zip(shard_files(s, "npz"), shard_files(s, "parquet"))) for s in ISOLATED_SPLITS],
+        photons={s: SPLITS[s].photons["value"] for s in ISOLATED_SPLITS},
         sigma_x=config["psf"]["sigma_x"],
         background=config["psf"]["background"],
         pixel_size_nm=config["geometry"]["pixel_size_nm"],
@@ -76,9 +73,10 @@ rule phi_targets:
         sweep=f"{METRICS}/photon_sweep.csv",
     output:
         localization=report_item(f"{METRICS}/localization.csv", "localization", "Metrics"),
-        targets=report_item(f"{METRICS}/phi_targets.csv", "phi_targets", "Metrics"),
+        checks=report_item(f"{METRICS}/phi_targets.csv", "phi_targets", "Metrics"),
     params:
         targets=config["phi"]["targets"],
+        split="test",  # phi's precision and recall targets are checked on the dense test split
     log:
         f"{RUN}/logs/phi_targets.log",
     benchmark:
@@ -91,10 +89,3 @@ rule phi_targets:
         "../../envs/diffloc.yaml"
     script:
         "../scripts/phi_targets.py"
-
-
-LOCALIZE_TARGETS = [
-    f"{METRICS}/localization.csv",
-    f"{METRICS}/phi_targets.csv",
-    f"{METRICS}/photon_sweep.csv",
-]

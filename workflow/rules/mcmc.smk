@@ -1,44 +1,16 @@
-# MCMC reference posterior of isolated emitters (SPEC 6): one job per (setting, split, chunk),
-# a summary table (Figure 2 is drawn in figures.smk from FIG2_CHUNKS).
-from diffloc.mcmc.plan import chunk_config, chunk_ids, chunk_mem_mb, chunk_runtime, chunk_shards, figure_spec, mcmc_sets
-
-MCMC_SETTINGS = list(config["mcmc"]["settings"])
-MCMC_SETS = mcmc_sets(config)
-MCMC = f"{RUN}/mcmc/{{setting}}/{{split}}/{{chunk}}"  # + .parquet | .npz | .diagnostics.csv
-MCMC_CHUNKS = [
-    MCMC.format(setting=setting, split=set_name, chunk=chunk)
-    for setting in MCMC_SETTINGS
-    for set_name in MCMC_SETS
-    for chunk in chunk_ids(config)
-]
-MCMC_DIAGNOSTICS = [f"{chunk}.diagnostics.csv" for chunk in MCMC_CHUNKS]
-FIG2 = figure_spec(config)
-FIG2_CHUNKS = [
-    MCMC.format(setting=s, split=FIG2["set"], chunk=FIG2["chunk"]) for s in MCMC_SETTINGS
-]
+# MCMC reference posterior of isolated emitters (random-walk Metropolis-Hastings on the camera
+# likelihood, the reference for psi's uncertainty): one job per (setting, split, chunk) and a
+# summary table (Figure 2 is drawn in figures.smk from FIG2_CHUNKS). Each script is an adapter
+# for the job of the same name in diffloc.mcmc.jobs.
 
 
-
-def mcmc_split_maps(setting, split):
-    """MCMC push-forward map files (every chunk, in order) of `split` under `setting`."""
-    return [f"{RUN}/mcmc/{setting}/{split}/{chunk}.npz" for chunk in chunk_ids(config)]
-
-
-def mcmc_reference_setting():
-    """Name of the first MCMC setting with beta = 1 (the true posterior)."""
-    return next(n for n, s in config["mcmc"]["settings"].items() if s["beta"] == 1)
-
-
-MCMC_TARGETS = [
-    *(f"{chunk}{ext}" for ext in (".parquet", ".npz", ".diagnostics.csv") for chunk in MCMC_CHUNKS),
-    f"{RUN}/metrics/mcmc.csv",
-]
+include: "paths/mcmc.smk"
 
 
 rule mcmc:
     wildcard_constraints:
         setting="|".join(MCMC_SETTINGS),
-        split="|".join(MCMC_SETS),
+        split="|".join(MCMC_SPLITS),
         chunk=r"\d{4}",
     input:
         npz=lambda w: [f"{RUN}/data/{w.split}/{s}.npz" for s in chunk_shards(config, int(w.chunk))],

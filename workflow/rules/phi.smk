@@ -1,19 +1,7 @@
 # phi: train the KDE network on phi_train, then predict yhat for every split later stages use.
 
-YHAT_SPLITS = [s for s in SPLITS if s != "phi_train"]
 
-
-def yhat_files(split):
-    """phi's yhat file of every shard of `split`."""
-    return [f"{RUN}/yhat/{split}/{shard}.npz" for shard in SPLITS[split].shard_ids()]
-
-
-def split_head_yhat(split, n):
-    """phi's yhat files of `split` holding its first n images, in order."""
-    return yhat_files(split)[: -(-n // SPLITS[split].shard_size)]
-
-
-PHI_TARGETS = [f for split in YHAT_SPLITS for f in yhat_files(split)]
+include: "paths/phi.smk"
 
 
 rule train_phi:
@@ -48,7 +36,7 @@ rule infer_phi:
         model=f"{RUN}/models/phi.pt",
         npz=f"{RUN}/data/{{split}}/{{shard}}.npz",
     output:
-        f"{RUN}/yhat/{{split}}/{{shard}}.npz",
+        yhat=f"{RUN}/yhat/{{split}}/{{shard}}.npz",
     params:
         batch_size=config["phi"]["infer_batch_size"],
         device=config["phi"]["train"]["device"],

@@ -1,37 +1,8 @@
 # psi: train the conditional diffusion model on phi's output for psi_train, then sample
-# posteriors for chunks of test images and of the isolated-emitter sets.
-
-POSTERIOR = config["posterior"]
-# psi samples the first images of the test split, of every isolated split, and of the
-# validation split (on which the calibration stage fits its recalibration)
-POSTERIOR_SPLITS = {
-    "test": POSTERIOR["test_images"],
-    **{s: POSTERIOR["isolated_images"] for s in ISOLATED_SPLITS},
-    "val": config["calibration"]["val_images"],
-}
+# posteriors for chunks of test images, of the isolated-emitter splits and of validation images.
 
 
-def posterior_files(split):
-    """Posterior summary file of every chunk of `split`."""
-    n, size = POSTERIOR_SPLITS[split], POSTERIOR["chunk_size"]
-    return [f"{RUN}/posterior/{split}/{c:04d}.npz" for c in range(-(-n // size))]
-
-
-def chunk_images(wildcards):
-    """[start, stop) image range of a posterior chunk within its split."""
-    size = POSTERIOR["chunk_size"]
-    start = int(wildcards.chunk) * size
-    return [start, min(start + size, POSTERIOR_SPLITS[wildcards.split])]
-
-
-def psi_training_config():
-    """What psi's training depends on: geometry and the diffusion section without the sampler
-    and the summaries (changing how samples are drawn or summarised does not retrain psi)."""
-    diffusion = {k: v for k, v in config["diffusion"].items() if k not in ("sampler", "summary")}
-    return {"geometry": config["geometry"], "diffusion": diffusion}
-
-
-PSI_TARGETS = [f for s in POSTERIOR_SPLITS for f in posterior_files(s)]
+include: "paths/psi.smk"
 
 
 rule train_psi:
@@ -67,7 +38,7 @@ rule posterior:
         model=f"{RUN}/models/psi.pt",
         yhat=lambda wc: yhat_files(wc.split),
     output:
-        f"{RUN}/posterior/{{split}}/{{chunk}}.npz",
+        posterior=f"{RUN}/posterior/{{split}}/{{chunk}}.npz",
     params:
         images=chunk_images,
         sampler=config["diffusion"]["sampler"],
@@ -92,15 +63,13 @@ rule posterior:
         "../scripts/posterior_chunk.py"
 
 
-
-
 rule psi_metrics:
     input:
         posterior=posterior_files("test"),
         npz=shard_files("test", "npz"),
         yhat=yhat_files("test"),
     output:
-        report_item(f"{METRICS}/psi.csv", "psi_metrics", "Metrics"),
+        metrics=report_item(f"{METRICS}/psi.csv", "psi_metrics", "Metrics"),
     params:
         floor=config["calibration"]["support_floor"],
         max_mse_ratio=POSTERIOR["max_mse_ratio"],
@@ -116,6 +85,3 @@ rule psi_metrics:
         "../../envs/diffloc.yaml"
     script:
         "../scripts/psi_metrics.py"
-
-
-PSI_TARGETS += [f"{METRICS}/psi.csv"]

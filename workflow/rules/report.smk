@@ -2,12 +2,8 @@
 # report (`snakemake --report`) of every figure and table the stages registered with
 # `report_item` (common.smk). Both rules are cheap and run where Snakemake runs (localrules).
 
-RUN_INFO = f"{RUN}/report"
 
-
-def report_inputs(wildcards):
-    """Everything `rule all` builds except the report itself, and every registered report file."""
-    return sorted({*STUDY_TARGETS, *REPORT_TARGETS} - {REPORT_HTML})
+include: "paths/report.smk"
 
 
 localrules:
@@ -19,10 +15,12 @@ rule run_info:
     input:
         npz=[f for split in SPLITS for f in shard_files(split, "npz")],
         parquet=[f for split in SPLITS for f in shard_files(split, "parquet")],
+        models=[f"{RUN}/models/phi.pt", f"{RUN}/models/psi.pt"],
     output:
-        config=report_item(f"{RUN_INFO}/config.yaml", "config", "Run"),
+        config_yaml=report_item(f"{RUN_INFO}/config.yaml", "config", "Run"),
         versions=report_item(f"{RUN_INFO}/versions.tsv", "versions", "Run"),
         datasets=report_item(f"{RUN_INFO}/datasets.tsv", "datasets", "Run"),
+        machine=report_item(f"{RUN_INFO}/machine.tsv", "machine", "Run"),
     params:
         config=config,
     log:
@@ -41,10 +39,10 @@ rule run_info:
 
 rule report:
     input:
-        report_inputs,
-        config=f"{RUN_INFO}/config.yaml",
+        targets=report_inputs,
+        config_yaml=f"{RUN_INFO}/config.yaml",
     output:
-        REPORT_HTML,
+        html=REPORT_HTML,
     params:
         snakefile=workflow.main_snakefile,
     log:

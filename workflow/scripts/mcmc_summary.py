@@ -1,21 +1,8 @@
-"""Rule `mcmc_summary`: one row per (setting, set) from every chunk's diagnostics."""
+"""Rule `mcmc_summary` (workflow/rules/mcmc.smk): adapter for diffloc.mcmc.jobs.mcmc_summary."""
 
-import logging
+from diffloc.mcmc.jobs import mcmc_summary
+from diffloc.runtime import job_log
 
-from diffloc.data.files import save_csv
-from diffloc.data.mcmc import read_diagnostics
-from diffloc.mcmc.chunks import summarise
-
-log = logging.getLogger("diffloc.mcmc")
-
-
-def run(diagnostics_paths: list[str], out_csv: str) -> None:
-    """Summarise the per-image diagnostics CSVs into `out_csv`."""
-    table = summarise([read_diagnostics(path) for path in diagnostics_paths])
-    save_csv(table, out_csv, float_format="%.6g")
-    log.info("MCMC summary of %d chunk files -> %s\n%s", len(diagnostics_paths), out_csv, table)
-
-
-if "snakemake" in globals():
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, force=True)  # noqa: F821
-    run(list(snakemake.input.diagnostics), snakemake.output.csv)  # noqa: F821
+smk = snakemake  # noqa: F821
+with job_log(smk.log[0]):
+    mcmc_summary(diagnostics=list(smk.input.diagnostics), csv=smk.output.csv)

@@ -1,10 +1,13 @@
-"""Sampler ablation (SPEC section 9): calibration and cost of psi's samplers.
+"""Sampler ablation: calibration and cost of psi's samplers (kind, steps S, samples K).
 
 Every sampler kind x steps S of `calibration.ablation` draws K_max = max(k) samples per image
 once; K = k < K_max uses the first k of them (samples of an image are exchangeable, so this
-is a subsample of the same run, not a separate run). Its seconds per image are measured for
-K_max on the job's device and threads, and scaled by k / K_max for the subsamples (sampling
-cost is linear in K at a fixed batch; stated in the `seconds_source` column).
+is a subsample of the same run, not a separate run). Its cost is counted in network
+evaluations per image (one image through the U-Net: counted during sampling, exact and
+machine-independent; K / K_max of the K_max count for a subsample), and timed in seconds per
+image for K_max on the job's device and threads (scaled by k / K_max for the subsamples,
+stated in the `seconds_source` column). Seconds are machine-dependent: they go to a timing
+table, never into the metrics or the recommendation.
 
 Calibration per (kind, S, K), on the ablation images:
 - dense test images: coverage of central intervals (sample quantiles, numpy linear) of y0 on
@@ -12,8 +15,14 @@ Calibration per (kind, S, K), on the ablation images:
   of |coverage - nominal|, z-score RMS, CRPS (fair estimator, KDE units);
 - isolated emitters (when MCMC maps are given): median over images of the RMS-std ratio to the
   MCMC (beta = 1) push-forward std on the support, and the median Pearson r of the std maps.
+
+`measure` runs the grid's settings of one kind on the ablation images (`AblationImages`, read
+by `diffloc.calibration.inputs.read_ablation_images`): the metrics table (network evaluations
+included) is reproducible, the timing table is not. `recommend` picks a setting by
+calibration first and by network evaluations second.
 """
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -23,8 +32,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from diffloc import seeding
 from diffloc.calibration import metrics as cal
 from diffloc.psi.diffusion import Diffusion, Net, Sampler
+from diffloc.runtime import describe_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,11 +88,22 @@ def draw(
     generator: torch.Generator,
     run: Run,
     batch_size: int,
-) -> tuple[np.ndarray, float]:
-    """K samples per image of yhat [N, H, W] ([N, K, H, W] numpy) and the wall seconds taken."""
-    began = time.perf_counter()
-    samples = diffusion.sample(net, yhat, k, generator, run.sampler(), batch_size)
-    return samples.numpy(), time.perf_counter() - began
+) -> tuple[np.ndarray, float, int]:
+    """K samples per image of yhat [N, H, W] ([N, K, H, W] numpy), the wall seconds taken and
+    the network evaluations made (images passed through the net, summed over its calls)."""
+    evaluations = [0]
+
+    def count(_module, inputs, _output):
+        evaluations[0] += int(inputs[0].shape[0])
+
+    hook = net.register_forward_hook(count)
+    try:
+        began = time.perf_counter()
+        samples = diffusion.sample(net, yhat, k, generator, run.sampler(), batch_size)
+        seconds = time.perf_counter() - began
+    finally:
+        hook.remove()
+    return samples.numpy(), seconds, evaluations[0]
 
 
 def dense_metrics(
@@ -130,12 +154,16 @@ def subsample_rows(
     mcmc_std: np.ndarray | None,
     levels: Sequence[float],
     floor: float,
+    evaluations_per_image: float,
 ) -> pd.DataFrame:
-    """Metrics of one run for every K in ks (the first K samples of its K_max); no timings."""
+    """Metrics of one run for every K in ks (the first K samples of its K_max), with its network
+    evaluations per image (`evaluations_per_image` counted at K_max, scaled by K / K_max);
+    no timings."""
     rows = []
     for k in sorted(ks):
         row = {"sampler": run.kind, "steps": run.steps, "spacing": run.spacing, "eta": run.eta}
         row["k"] = k
+        row["network_evaluations_per_image"] = evaluations_per_image * k / max(ks)
         row["n_test_images"] = len(dense)
         row["n_isolated_images"] = 0 if isolated is None else len(isolated)
         row.update(dense_metrics(dense[:, :k], y0, levels, floor))
@@ -162,24 +190,96 @@ def timing_rows(run: Run, ks: Sequence[int], seconds_per_image: float) -> pd.Dat
     )
 
 
+@dataclass(frozen=True)
+class AblationImages:
+    """The ablation's images: true KDEs `y0` [N, H, W] of the dense test images and phi's
+    estimates `yhat` per group ("test", and "isolated" when isolated images are used), with the
+    isolated emitters' true KDEs and MCMC (beta = 1) std maps [M, H, W] (None without them)."""
+
+    y0: np.ndarray
+    yhat: dict[str, np.ndarray]
+    y0_isolated: np.ndarray | None = None
+    mcmc_std: np.ndarray | None = None
+
+
+def measure(
+    diffusion: Diffusion,
+    net: Net,
+    images: AblationImages,
+    runs: Sequence[Run],
+    ks: Sequence[int],
+    batch_size: int,
+    levels: Sequence[float],
+    floor: float,
+    seed: int,
+    device: torch.device,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Draw K_max = max(ks) samples per image with each run (stream ("ablation", kind, steps,
+    group) of `seed`) after an untimed warm-up; return the metrics of every (run, K)
+    (`subsample_rows`) and the seconds per image (`timing_rows`, with the device)."""
+    cond = {name: torch.from_numpy(c).to(device) for name, c in images.yhat.items()}
+    for c in cond.values():
+        warm_up(diffusion, net, c, max(ks), batch_size)
+    metrics, timings = [], []
+    for r in runs:
+        samples, seconds, evaluations = {}, 0.0, 0
+        for name, c in cond.items():
+            generator = torch.Generator(device).manual_seed(
+                seeding.torch_seed(seed, "ablation", r.kind, r.steps, name)
+            )
+            samples[name], took, made = draw(diffusion, net, c, max(ks), generator, r, batch_size)
+            seconds += took
+            evaluations += made
+        n_images = sum(len(c) for c in images.yhat.values())
+        per_image = seconds / n_images
+        log.info(
+            "%s S = %d (%s): %.3f s per image for K = %d on %s, %d threads",
+            r.kind,
+            r.steps,
+            r.spacing,
+            per_image,
+            max(ks),
+            describe_device(device),
+            torch.get_num_threads(),
+        )
+        metrics.append(
+            subsample_rows(
+                r,
+                ks,
+                samples["test"],
+                images.y0,
+                samples.get("isolated"),
+                images.y0_isolated,
+                images.mcmc_std,
+                levels,
+                floor,
+                evaluations / n_images,
+            )
+        )
+        timings.append(timing_rows(r, ks, per_image).assign(device=describe_device(device)))
+    return pd.concat(metrics, ignore_index=True), pd.concat(timings, ignore_index=True)
+
+
 def recommend(
     table: pd.DataFrame, max_coverage_error: float, ratio_bounds: Sequence[float]
 ) -> dict:
-    """The fastest setting whose coverage_error <= max_coverage_error and whose MCMC std ratio
-    (when measured) lies within ratio_bounds; if none qualifies, the best-calibrated one
-    (smallest coverage_error, ties by seconds). Returns the row as a dict plus `qualified`
-    (bool) and `text`, one sentence for the report."""
+    """The cheapest setting (fewest network evaluations per image, then best coverage) whose
+    coverage_error <= max_coverage_error and whose MCMC std ratio (when measured) lies within
+    ratio_bounds; if none qualifies, the best-calibrated one (smallest coverage_error, ties by
+    network evaluations). Seconds play no part, so identical runs recommend the same setting.
+    Returns the row as a dict plus `qualified` (bool) and `text`, one sentence for the report."""
     lo, hi = ratio_bounds
+    cost = "network_evaluations_per_image"
     ok = table["coverage_error"] <= max_coverage_error
     if "std_ratio_mcmc" in table:
         ok &= table["std_ratio_mcmc"].between(lo, hi)
     if ok.any():
-        best = table[ok].sort_values(["seconds_per_image", "coverage_error"]).iloc[0]
-        why = f"fastest setting with mean |coverage - nominal| <= {max_coverage_error:g}" + (
+        best = table[ok].sort_values([cost, "coverage_error"], kind="stable").iloc[0]
+        why = f"cheapest setting with mean |coverage - nominal| <= {max_coverage_error:g}" + (
             f" and std ratio to MCMC in [{lo:g}, {hi:g}]" if "std_ratio_mcmc" in table else ""
         )
     else:
-        best = table.sort_values(["coverage_error", "seconds_per_image"]).iloc[0]
+        best = table.sort_values(["coverage_error", cost], kind="stable").iloc[0]
         why = (
             f"no setting met mean |coverage - nominal| <= {max_coverage_error:g}"
             + (f" with std ratio to MCMC in [{lo:g}, {hi:g}]" if "std_ratio_mcmc" in table else "")
@@ -189,7 +289,7 @@ def recommend(
     ratio = row.get("std_ratio_mcmc", math.nan)
     text = (
         f"Recommended sampler: {row['sampler']} with S = {int(row['steps'])} steps and "
-        f"K = {int(row['k'])} samples ({why}): {row['seconds_per_image']:.3g} s per image, "
+        f"K = {int(row['k'])} samples ({why}): {row[cost]:.0f} network evaluations per image, "
         f"mean |coverage - nominal| = {row['coverage_error']:.3f}, "
         f"coverage_90 = {row['coverage_90']:.3f}"
         + (f", std ratio to MCMC = {ratio:.2f}" if np.isfinite(ratio) else "")

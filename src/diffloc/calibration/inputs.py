@@ -1,5 +1,6 @@
-"""The calibration stage's inputs read from files: posterior summaries, MCMC maps, true KDEs,
-phi's estimates, the emitters of a split, and per-track references (sqrt(CRLB), MCMC std).
+"""The calibration stage's inputs read from files: a split's posterior summaries, MCMC maps,
+true KDEs, phi's estimates and true emitters, and the ablation's images; the tables built from
+them are in `diffloc.calibration.tables`.
 """
 
 from collections.abc import Sequence
@@ -7,17 +8,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from diffloc.calibration.tables import DenseSet
+from diffloc.calibration.ablation import AblationImages
+from diffloc.calibration.tables import DenseSplit
 from diffloc.data.mcmc import read_maps
 from diffloc.data.posterior import load_posterior
 from diffloc.data.shards import image_range, read_shard, read_yhat
-from diffloc.physics.crlb import crlb_std_nm
+from diffloc.physics.camera import Camera
 from diffloc.psi.posterior import concat_summaries
 
 
 # ----- reading the stage's inputs ------------------------------------------------------------
-def read_posterior_set(paths: Sequence[str], n: int | None = None) -> dict[str, np.ndarray]:
-    """psi's summaries of a set's chunk files (in order) joined along images, first n kept."""
+def read_posterior_split(paths: Sequence[str], n: int | None = None) -> dict[str, np.ndarray]:
+    """psi's summaries of a split's chunk files (in order) joined along images, first n kept."""
     joined = concat_summaries([load_posterior(p)[0] for p in paths])
     if n is not None:
         have = len(joined["mean"])
@@ -27,8 +29,9 @@ def read_posterior_set(paths: Sequence[str], n: int | None = None) -> dict[str, 
     return joined
 
 
-def read_mcmc_set(paths: Sequence[str]) -> dict[str, np.ndarray]:
-    """MCMC push-forward maps of a set's chunk files joined along images (`image` = set index)."""
+def read_mcmc_split(paths: Sequence[str]) -> dict[str, np.ndarray]:
+    """MCMC push-forward maps of a split's chunk files joined along images (`image` = index in
+    the split)."""
     parts = [read_maps(p)[0] for p in paths]
     return {k: np.concatenate([p[k] for p in parts]) for k in ("mean", "std", "image")}
 
@@ -43,10 +46,12 @@ def read_estimates(yhat_paths: Sequence[str], n: int) -> np.ndarray:
     return image_range(list(yhat_paths), 0, n, lambda p: read_yhat(p)[0])
 
 
-def dense_set(posterior_paths, npz_paths, yhat_paths, n: int) -> DenseSet:
-    """A DenseSet of the first n images of a split from its posterior, data and yhat files."""
-    s = read_posterior_set(posterior_paths, n)
-    return DenseSet(
+def read_dense_split(
+    posterior_paths: Sequence[str], npz_paths: Sequence[str], yhat_paths: Sequence[str], n: int
+) -> DenseSplit:
+    """A DenseSplit of the first n images of a split from its posterior, data and yhat files."""
+    s = read_posterior_split(posterior_paths, n)
+    return DenseSplit(
         read_truth(npz_paths, n),
         read_estimates(yhat_paths, n),
         s["mean"],
@@ -57,48 +62,9 @@ def dense_set(posterior_paths, npz_paths, yhat_paths, n: int) -> DenseSet:
     )
 
 
-def add_isolated_references(
-    tracks: pd.DataFrame,
-    emitters: pd.DataFrame,
-    camera,
-    sigma_x: float,
-    background: float,
-    pixel_size_nm: float,
-    fit_photons: bool,
-    mcmc: pd.DataFrame | None,
-) -> pd.DataFrame:
-    """Tracks of isolated emitters plus, per matched track, sqrt(CRLB) at the true position
-    (`crlb_u_nm`, `crlb_v_nm`; i0 known unless `fit_photons`, as in the MCMC) and the MCMC
-    posterior std of that image (`mcmc_std_u_nm`, `mcmc_std_v_nm`, NaN where not sampled;
-    `mcmc`: diagnostics rows with image, std_u_nm, std_v_nm)."""
-    out = tracks.copy()
-    for col in ("crlb_u_nm", "crlb_v_nm", "mcmc_std_u_nm", "mcmc_std_v_nm"):
-        out[col] = np.nan
-    ok = out["emitter"].to_numpy() >= 0
-    if ok.any():
-        truth = emitters.set_index(["image", "emitter"]).loc[
-            list(zip(out.loc[ok, "image"], out.loc[ok, "emitter"], strict=True))
-        ]
-        bound = crlb_std_nm(
-            truth["u_px"].to_numpy(),
-            truth["v_px"].to_numpy(),
-            truth["photons"].to_numpy(),
-            camera,
-            sigma_x,
-            pixel_size_nm,
-            background,
-            fit_photons,
-        )
-        out.loc[ok, "crlb_u_nm"], out.loc[ok, "crlb_v_nm"] = bound[:, 0], bound[:, 1]
-    if mcmc is not None and len(mcmc):
-        std = mcmc.set_index("image")[["std_u_nm", "std_v_nm"]]
-        joined = std.reindex(out["image"].to_numpy())
-        out["mcmc_std_u_nm"] = np.where(ok, joined["std_u_nm"].to_numpy(), np.nan)
-        out["mcmc_std_v_nm"] = np.where(ok, joined["std_v_nm"].to_numpy(), np.nan)
-    return out
-
-
-def read_set_emitters(npz_paths: Sequence[str], parquet_paths: Sequence[str], n: int):
+def read_split_emitters(
+    npz_paths: Sequence[str], parquet_paths: Sequence[str], n: int
+) -> tuple[pd.DataFrame, Camera]:
     """True emitters of a split's first n images (image = index within the split) and the
     camera of its first shard."""
     frames, offset, camera = [], 0, None
@@ -109,3 +75,26 @@ def read_set_emitters(npz_paths: Sequence[str], parquet_paths: Sequence[str], n:
         offset += shard.n_images
     emitters = pd.concat(frames, ignore_index=True)
     return emitters[emitters["image"] < n].reset_index(drop=True), camera
+
+
+def read_ablation_images(
+    npz: Sequence[str],
+    yhat: Sequence[str],
+    iso_npz: Sequence[str],
+    iso_yhat: Sequence[str],
+    maps: Sequence[str],
+    n_test: int,
+    n_isolated: int,
+) -> AblationImages:
+    """The ablation's first n_test dense test images and, when n_isolated > 0, its first
+    n_isolated isolated-emitter images with their MCMC std maps (`maps`: the split's chunks)."""
+    y0 = read_truth(npz, n_test)
+    estimates = {"test": read_estimates(yhat, n_test)}
+    if not n_isolated:
+        return AblationImages(y0, estimates)
+    y0_isolated = read_truth(iso_npz, n_isolated)
+    estimates["isolated"] = read_estimates(iso_yhat, n_isolated)
+    mcmc = read_mcmc_split(maps)
+    at = {int(image): i for i, image in enumerate(mcmc["image"])}
+    mcmc_std = mcmc["std"][[at[i] for i in range(n_isolated)]]
+    return AblationImages(y0, estimates, y0_isolated, mcmc_std)

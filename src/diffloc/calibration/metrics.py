@@ -1,4 +1,4 @@
-"""Calibration metrics of posterior uncertainty (SPEC section 9): pure, vectorised functions.
+"""Calibration metrics of posterior uncertainty: pure, vectorised functions.
 
 Units. Per-pixel quantities are in KDE units (the scale of y, nominally [0, 1] with
 `kde.normalize: max`); z-scores are dimensionless; positions are in HR pixels unless a name

@@ -1,6 +1,6 @@
-"""Tables built from posterior summaries, MCMC maps and
-truths already in memory. Pure functions of arrays;
-`diffloc.calibration.inputs` reads them from files.
+"""The calibration stage's tables, built from posterior summaries, MCMC maps, truths and
+detections already in memory: pure functions of arrays and frames (`diffloc.calibration.inputs`
+reads them from files).
 
 Tables (units: KDE units for per-pixel quantities, nm for positions unless named `_px`/`_hr`):
 
@@ -8,8 +8,10 @@ Tables (units: KDE units for per-pixel quantities, nm for positions unless named
 - `coverage_study`: coverage, interval widths, z-scores and CRPS of psi on dense test images,
   of psi after a conformal interval scale fitted on validation images, and of phi with a
   constant sigma fitted on validation images.
-- `localization_tracks` / `localization_summary`: detections on each posterior sample,
-  associated across samples, against the true positions (and sqrt(CRLB), MCMC std).
+- `localization_tracks` / `localization_summary` / `add_isolated_references` /
+  `reference_ratios`: detections on each posterior sample, associated across samples, against
+  the true positions (and, for isolated emitters, sqrt(CRLB) and the MCMC posterior std).
+- `target_checks`: the acceptance checks on the MCMC and coverage tables.
 """
 
 from collections.abc import Sequence
@@ -21,15 +23,17 @@ import pandas as pd
 from diffloc.calibration import metrics as cal
 from diffloc.localize.detection import DetectorSettings, detect
 from diffloc.localize.matching import match_detections
+from diffloc.physics.camera import Camera
+from diffloc.physics.crlb import crlb_std_nm
 
 
 # ----- diffusion vs MCMC -------------------------------------------------------------------
 @dataclass(frozen=True)
-class IsolatedSet:
-    """One isolated-emitter set: psi's summaries of its first N images and their truths.
+class IsolatedSplit:
+    """One isolated-emitter split: psi's summaries of its first N images and their truths.
 
     `mean`, `std`, `y0` [N, H, W] (KDE units); `mcmc` maps setting -> (beta, maps) with maps
-    as read by `mcmc_stage.read_maps` (`mean`, `std` [M, H, W], `image` [M] set indices).
+    as read by `inputs.read_mcmc_split` (`mean`, `std` [M, H, W], `image` [M] split indices).
     """
 
     name: str
@@ -40,15 +44,15 @@ class IsolatedSet:
     mcmc: dict
 
 
-def mcmc_per_image(sets: Sequence[IsolatedSet], floor: float) -> pd.DataFrame:
-    """One row per (set, MCMC setting, image present in both): RMS-std ratio and Pearson r.
+def mcmc_per_image(splits: Sequence[IsolatedSplit], floor: float) -> pd.DataFrame:
+    """One row per (split, MCMC setting, image present in both): RMS-std ratio and Pearson r.
 
     Support: pixels where the true y0 or psi's posterior mean is >= floor (the emitter's
     footprint, the same pixels for every setting). `ratio` = RMS over the support of psi's std
     / RMS of the MCMC push-forward std; `pearson` = correlation of the two std maps there.
     """
     rows = []
-    for s in sets:
+    for s in splits:
         for setting, (beta, maps) in s.mcmc.items():
             idx = np.asarray(maps["image"])
             keep = np.flatnonzero(idx < len(s.mean))
@@ -114,7 +118,7 @@ def mcmc_summary(per_image: pd.DataFrame, n_boot: int, rng: np.random.Generator)
 
 # ----- coverage on dense images --------------------------------------------------------------
 @dataclass(frozen=True)
-class DenseSet:
+class DenseSplit:
     """Dense images with psi's summaries, phi's estimate and the truth ([N, H, W] each;
     `quantiles` [N, Q, H, W] at `levels` [Q]; `samples` [N, R, H, W], R >= 2)."""
 
@@ -148,7 +152,7 @@ class Predictive:
     fitted: float
 
 
-def psi_predictive(d: DenseSet, scale: float = 1.0, name: str = "psi") -> Predictive:
+def psi_predictive(d: DenseSplit, scale: float = 1.0, name: str = "psi") -> Predictive:
     """psi's posterior, its spread scaled by `scale` about the median (1: as sampled)."""
     med = d.median()
 
@@ -166,7 +170,7 @@ def psi_predictive(d: DenseSet, scale: float = 1.0, name: str = "psi") -> Predic
     return Predictive(name, interval, loc, scale * d.std.astype(np.float64), crps, scale)
 
 
-def gaussian_predictive(d: DenseSet, sigma: float, name: str = "phi_const_sigma") -> Predictive:
+def gaussian_predictive(d: DenseSplit, sigma: float, name: str = "phi_const_sigma") -> Predictive:
     """N(yhat, sigma^2) per pixel: phi's estimate with one constant sigma."""
     sig = np.full(d.yhat.shape, sigma)
     return Predictive(
@@ -189,7 +193,7 @@ class CoverageResult:
     z_hist: pd.DataFrame
 
 
-def fit_recalibration(val: DenseSet, floor: float, level: float) -> tuple[float, float]:
+def fit_recalibration(val: DenseSplit, floor: float, level: float) -> tuple[float, float]:
     """Fitted on validation images: psi's conformal interval scale at `level` (about the
     median) and phi's constant sigma (maximum likelihood: RMS of y0 - yhat on the support)."""
     mask = val.support(floor)
@@ -199,8 +203,8 @@ def fit_recalibration(val: DenseSet, floor: float, level: float) -> tuple[float,
 
 
 def coverage_study(
-    test: DenseSet,
-    val: DenseSet,
+    test: DenseSplit,
+    val: DenseSplit,
     levels: Sequence[float],
     recalibration_level: float,
     floor: float,
@@ -326,7 +330,7 @@ def localization_tracks(
 def localization_summary(
     tracks: pd.DataFrame, n_truth: int, levels: Sequence[float], nm_per_hr_px: float
 ) -> dict[str, float]:
-    """Calibration of one set's tracks (`localization_calibration`) plus the fraction of true
+    """Calibration of one split's tracks (`localization_calibration`) plus the fraction of true
     emitters that got a track and the mean detection rate of matched tracks."""
     out = cal.localization_calibration(tracks, levels, nm_per_hr_px)
     matched = tracks[tracks["emitter"] >= 0]
@@ -335,6 +339,47 @@ def localization_summary(
     out["detection_rate"] = (
         float(matched["detection_rate"].mean()) if len(matched) else float("nan")
     )
+    return out
+
+
+def add_isolated_references(
+    tracks: pd.DataFrame,
+    emitters: pd.DataFrame,
+    camera: Camera,
+    sigma_x: float,
+    background: float,
+    pixel_size_nm: float,
+    fit_photons: bool,
+    mcmc: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Tracks of isolated emitters plus, per matched track, sqrt(CRLB) at the true position
+    (`crlb_u_nm`, `crlb_v_nm`; i0 known unless `fit_photons`, as in the MCMC) and the MCMC
+    posterior std of that image (`mcmc_std_u_nm`, `mcmc_std_v_nm`, NaN where not sampled;
+    `mcmc`: diagnostics rows with image, std_u_nm, std_v_nm)."""
+    out = tracks.copy()
+    for col in ("crlb_u_nm", "crlb_v_nm", "mcmc_std_u_nm", "mcmc_std_v_nm"):
+        out[col] = np.nan
+    ok = out["emitter"].to_numpy() >= 0
+    if ok.any():
+        truth = emitters.set_index(["image", "emitter"]).loc[
+            list(zip(out.loc[ok, "image"], out.loc[ok, "emitter"], strict=True))
+        ]
+        bound = crlb_std_nm(
+            truth["u_px"].to_numpy(),
+            truth["v_px"].to_numpy(),
+            truth["photons"].to_numpy(),
+            camera,
+            sigma_x,
+            pixel_size_nm,
+            background,
+            fit_photons,
+        )
+        out.loc[ok, "crlb_u_nm"], out.loc[ok, "crlb_v_nm"] = bound[:, 0], bound[:, 1]
+    if mcmc is not None and len(mcmc):
+        std = mcmc.set_index("image")[["std_u_nm", "std_v_nm"]]
+        joined = std.reindex(out["image"].to_numpy())
+        out["mcmc_std_u_nm"] = np.where(ok, joined["std_u_nm"].to_numpy(), np.nan)
+        out["mcmc_std_v_nm"] = np.where(ok, joined["std_v_nm"].to_numpy(), np.nan)
     return out
 
 
@@ -359,7 +404,7 @@ def reference_ratios(tracks: pd.DataFrame, nm_per_hr_px: float) -> dict[str, flo
 
 
 # ----- targets -------------------------------------------------------------------------------
-def calibration_targets(mcmc: pd.DataFrame, coverage: pd.DataFrame, targets: dict) -> pd.DataFrame:
+def target_checks(mcmc: pd.DataFrame, coverage: pd.DataFrame, targets: dict) -> pd.DataFrame:
     """The acceptance checks, one row per (method, quantity): `measured` with its bootstrap
     interval, the allowed [low, high] and `passed`.
 

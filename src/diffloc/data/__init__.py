@@ -1,1 +1,7 @@
-"""TODO"""
+"""Every file format of a run, in one place: write (atomically, byte-reproducibly), validate, read.
+
+Modules: files (generic NPZ / CSV / Parquet I/O and the error types: `DataError` and one
+subclass per format family); shards (in-memory scenes and shards, shard and yhat files);
+models (network files); posterior (psi's posterior summaries); mcmc (MCMC chains, maps and
+diagnostics). A reader error names the file and, where a rebuild fixes it, says so.
+"""

@@ -2,8 +2,8 @@
 readers.
 
 NPZ files hold arrays plus a `metadata` entry (a JSON string). Parquet tables carry the same
-metadata under the schema key `diffloc`. Every reader error is a `DataError` (or the subclass
-its caller names) whose message starts with the offending file's path.
+metadata under the schema key `diffloc`. Every reader error is a `DataError`, of the subclass
+that names its format family, whose message starts with the offending file's path.
 """
 
 import json
@@ -25,8 +25,28 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: identical content -> iden
 _PARQUET_KEY = b"diffloc"
 
 
-class ShardError(RuntimeError):
-    """A missing, corrupt, truncated or mismatched data file; the message names the file."""
+# What a user does about a corrupt or invalid output file: Snakemake remakes a missing output.
+REBUILD_HINT = "delete the file and rerun snakemake, which rebuilds it"
+
+
+class DataError(RuntimeError):
+    """A missing, corrupt, truncated or invalid file; the message names the file (base class)."""
+
+
+class ShardError(DataError):
+    """A simulated shard (`data/`) or phi's yhat file (`yhat/`) is missing, corrupt or mismatched."""
+
+
+class ModelFileError(DataError):
+    """A model file (`models/*.pt`) is missing, corrupt or not a diffloc model."""
+
+
+class PosteriorFileError(DataError):
+    """A posterior summary file (`posterior/`) is missing, corrupt or inconsistent."""
+
+
+class McmcFileError(DataError):
+    """An MCMC chunk file (`mcmc/`: chains, maps, diagnostics) is missing, corrupt or invalid."""
 
 
 @contextmanager
@@ -65,26 +85,30 @@ def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray], metadata: dict)
                 np.lib.format.write_array(handle, np.asarray(array, order="C"), allow_pickle=False)
 
 
-def load_npz(path: str | Path, keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict]:
-    """Read `keys` and the metadata of an .npz written by `save_npz`; ShardError if unreadable."""
+def load_npz(
+    path: str | Path, keys: tuple[str, ...], error: type[DataError] = DataError
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Read `keys` and the metadata of an .npz written by `save_npz`; `error` if unreadable."""
     path = Path(path)
     if not path.is_file():
-        raise ShardError(f"{path}: file is missing")
+        raise error(f"{path}: file is missing")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in (*keys, "metadata") if k not in archive.files]
             if missing:
-                raise ShardError(f"{path}: missing entries {missing} (has {archive.files})")
+                raise error(
+                    f"{path}: missing entries {missing} (has {archive.files}); {REBUILD_HINT}"
+                )
             arrays = {k: archive[k] for k in keys}
             metadata = json.loads(archive["metadata"].item())
-    except ShardError:
+    except DataError:
         raise
     except Exception as exc:  # zip, zlib, numpy-format and JSON errors all mean a corrupt file
-        raise ShardError(
-            f"{path}: corrupt or truncated file ({type(exc).__name__}: {exc})"
+        raise error(
+            f"{path}: corrupt or truncated file ({type(exc).__name__}: {exc}); {REBUILD_HINT}"
         ) from exc
     if not isinstance(metadata, dict):
-        raise ShardError(f"{path}: metadata is not a JSON object")
+        raise error(f"{path}: metadata is not a JSON object; {REBUILD_HINT}")
     return arrays, metadata
 
 
@@ -94,17 +118,22 @@ def check_array(
     array: np.ndarray,
     shape: tuple[int | None, ...],
     dtype: type = np.float32,
+    error: type[DataError] = DataError,
 ) -> None:
-    """ShardError unless `array` has `dtype`, the `shape` (None = any) and only finite values."""
+    """`error` unless `array` has `dtype`, the `shape` (None = any) and only finite values."""
     if array.dtype != np.dtype(dtype):
-        raise ShardError(f"{path}: '{name}' has dtype {array.dtype}, expected {np.dtype(dtype)}")
+        raise error(
+            f"{path}: '{name}' has dtype {array.dtype}, expected {np.dtype(dtype)}; {REBUILD_HINT}"
+        )
     if array.ndim != len(shape) or any(
         s is not None and s != a for s, a in zip(shape, array.shape, strict=True)
     ):
         want = "[" + ", ".join("N" if s is None else str(s) for s in shape) + "]"
-        raise ShardError(f"{path}: '{name}' has shape {list(array.shape)}, expected {want}")
+        raise error(
+            f"{path}: '{name}' has shape {list(array.shape)}, expected {want}; {REBUILD_HINT}"
+        )
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
-        raise ShardError(f"{path}: '{name}' contains NaN or infinite values")
+        raise error(f"{path}: '{name}' contains NaN or infinite values; {REBUILD_HINT}")
 
 
 def save_csv(frame: pd.DataFrame, path: str | Path, **to_csv) -> None:
@@ -121,14 +150,16 @@ def save_table(frame: pd.DataFrame, path: str | Path, metadata: dict) -> None:
         pq.write_table(table.replace_schema_metadata(meta), tmp)
 
 
-def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
-    """A Parquet table written with diffloc metadata, and that metadata; ShardError if unreadable."""
+def read_table(path: str | Path, error: type[DataError] = DataError) -> tuple[pd.DataFrame, dict]:
+    """A Parquet table written with diffloc metadata, and that metadata; `error` if unreadable."""
     path = Path(path)
     if not path.is_file():
-        raise ShardError(f"{path}: file is missing")
+        raise error(f"{path}: file is missing")
     try:
         table = pq.read_table(path)
         metadata = json.loads(table.schema.metadata[_PARQUET_KEY])
     except Exception as exc:
-        raise ShardError(f"{path}: corrupt, truncated or not a diffloc table ({exc})") from exc
+        raise error(
+            f"{path}: corrupt, truncated or not a diffloc table ({exc}); {REBUILD_HINT}"
+        ) from exc
     return table.to_pandas(), metadata

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from diffloc.data.files import (
-    ShardError,
+    REBUILD_HINT,
+    McmcFileError,
     check_array,
     load_npz,
     read_table,
@@ -56,40 +57,46 @@ def write_chunk(
 
 
 def read_chains(path: str | Path) -> tuple[pd.DataFrame, dict]:
-    """Read and validate a chains table; ShardError naming the file if it is not one."""
+    """Read and validate a chains table; McmcFileError naming the file if it is not one."""
     path = Path(path)
-    frame, metadata = read_table(path)
+    frame, metadata = read_table(path, McmcFileError)
     if metadata.get("format") != FORMAT or list(frame.columns) != list(CHAIN_COLUMNS):
-        raise ShardError(f"{path}: not an MCMC chains table (columns {list(frame.columns)})")
+        raise McmcFileError(
+            f"{path}: not an MCMC chains table (columns {list(frame.columns)}); {REBUILD_HINT}"
+        )
     if not np.all(np.isfinite(frame[["u_px", "v_px", "photons", "nll"]].to_numpy())):
-        raise ShardError(f"{path}: chains contain NaN or infinite values")
+        raise McmcFileError(f"{path}: chains contain NaN or infinite values; {REBUILD_HINT}")
     return frame, metadata
 
 
 def read_maps(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     """Read and validate push-forward maps (`MAP_KEYS` float32 [N, sH, sW], `image` [N])."""
     path = Path(path)
-    arrays, metadata = load_npz(path, (*MAP_KEYS, "image"))
+    arrays, metadata = load_npz(path, (*MAP_KEYS, "image"), McmcFileError)
     if metadata.get("format") != FORMAT:
-        raise ShardError(f"{path}: not an MCMC maps file (format {metadata.get('format')!r})")
+        raise McmcFileError(
+            f"{path}: not an MCMC maps file (format {metadata.get('format')!r}); {REBUILD_HINT}"
+        )
     n = arrays["image"].shape[0]
     side = int(
         metadata["config"]["geometry"]["upsample"] * metadata["config"]["geometry"]["lr_size"]
     )
     for key in MAP_KEYS:
-        check_array(path, key, arrays[key], (n, side, side))
-    check_array(path, "image", arrays["image"], (n,), np.int32)
+        check_array(path, key, arrays[key], (n, side, side), error=McmcFileError)
+    check_array(path, "image", arrays["image"], (n,), np.int32, error=McmcFileError)
     return arrays, metadata
 
 
 def read_diagnostics(path: str | Path) -> pd.DataFrame:
-    """Read a per-image diagnostics CSV; ShardError naming the file if it is missing or malformed."""
+    """Read a per-image diagnostics CSV; McmcFileError naming the file if it is missing or malformed."""
     path = Path(path)
     try:
         frame = pd.read_csv(path)
     except Exception as exc:
-        raise ShardError(f"{path}: cannot read diagnostics CSV ({exc})") from exc
+        raise McmcFileError(f"{path}: cannot read diagnostics CSV ({exc}); {REBUILD_HINT}") from exc
     needed = {"set", "setting", "beta", "image", "acceptance", "std_u_nm", "crlb_u_nm", "rhat_u"}
     if not needed <= set(frame.columns):
-        raise ShardError(f"{path}: missing columns {sorted(needed - set(frame.columns))}")
+        raise McmcFileError(
+            f"{path}: missing columns {sorted(needed - set(frame.columns))}; {REBUILD_HINT}"
+        )
     return frame

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffloc.data.files import ShardError, check_array, load_npz, save_npz
+from diffloc.data.files import REBUILD_HINT, PosteriorFileError, check_array, load_npz, save_npz
 
 SUMMARY_KEYS = ("mean", "var", "std", "quantiles", "quantile_levels", "samples")
 
@@ -18,26 +18,28 @@ def save_posterior(path: str | Path, summary: dict[str, np.ndarray], metadata: d
 
 
 def load_posterior(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read and validate a posterior summary file; ShardError naming the file if invalid."""
-    arrays, metadata = load_npz(path, SUMMARY_KEYS)
+    """Read and validate a posterior summary file; PosteriorFileError naming the file if invalid."""
+    arrays, metadata = load_npz(path, SUMMARY_KEYS, PosteriorFileError)
     _validate(Path(path), arrays)
     return arrays, metadata
 
 
 def _validate(path: Path, s: dict[str, np.ndarray]) -> None:
-    """ShardError unless the summary arrays are float32, finite and of consistent shapes."""
+    """PosteriorFileError unless the summary arrays are float32, finite and of consistent shapes."""
     missing = [k for k in SUMMARY_KEYS if k not in s]
     if missing:
-        raise ShardError(f"{path}: posterior summary lacks {missing}")
+        raise PosteriorFileError(f"{path}: posterior summary lacks {missing}; {REBUILD_HINT}")
     mean = s["mean"]
     if mean.ndim != 3:
-        raise ShardError(f"{path}: 'mean' has shape {list(mean.shape)}, expected [N, H, W]")
+        raise PosteriorFileError(
+            f"{path}: 'mean' has shape {list(mean.shape)}, expected [N, H, W]; {REBUILD_HINT}"
+        )
     n, h, w = mean.shape
-    check_array(path, "quantile_levels", s["quantile_levels"], (None,))
+    check_array(path, "quantile_levels", s["quantile_levels"], (None,), error=PosteriorFileError)
     q = s["quantile_levels"].shape[0]
     for name in ("mean", "var", "std"):
-        check_array(path, name, s[name], (n, h, w))
-    check_array(path, "quantiles", s["quantiles"], (n, q, h, w))
-    check_array(path, "samples", s["samples"], (n, None, h, w))
+        check_array(path, name, s[name], (n, h, w), error=PosteriorFileError)
+    check_array(path, "quantiles", s["quantiles"], (n, q, h, w), error=PosteriorFileError)
+    check_array(path, "samples", s["samples"], (n, None, h, w), error=PosteriorFileError)
     if np.any(s["var"] < 0):
-        raise ShardError(f"{path}: 'var' has negative values")
+        raise PosteriorFileError(f"{path}: 'var' has negative values; {REBUILD_HINT}")

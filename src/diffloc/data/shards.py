@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diffloc.data.files import ShardError, check_array, load_npz, read_table, save_npz, save_table
+from diffloc.data.files import (
+    REBUILD_HINT,
+    ShardError,
+    check_array,
+    load_npz,
+    read_table,
+    save_npz,
+    save_table,
+)
 from diffloc.physics.camera import Camera
 
 # Emitter table: one row per emitter; positions in LR pixels from the image corner (pixel i
@@ -110,9 +118,11 @@ def write_shard(shard: Shard, npz_path: str | Path, parquet_path: str | Path) ->
 def read_emitters(path: str | Path, n_images: int) -> tuple[pd.DataFrame, dict]:
     """Read and validate an emitter table of a shard with `n_images` images."""
     path = Path(path)
-    frame, metadata = read_table(path)
+    frame, metadata = read_table(path, ShardError)
     if list(frame.columns) != list(EMITTER_COLUMNS):
-        raise ShardError(f"{path}: columns {list(frame.columns)}, expected {list(EMITTER_COLUMNS)}")
+        raise ShardError(
+            f"{path}: columns {list(frame.columns)}, expected {list(EMITTER_COLUMNS)}; {REBUILD_HINT}"
+        )
     for column, dtype in EMITTER_COLUMNS.items():
         if frame[column].dtype != np.dtype(dtype):
             raise ShardError(
@@ -120,15 +130,17 @@ def read_emitters(path: str | Path, n_images: int) -> tuple[pd.DataFrame, dict]:
             )
     values = frame[["u_px", "v_px", "u_nm", "v_nm", "photons"]].to_numpy()
     if not np.all(np.isfinite(values)):
-        raise ShardError(f"{path}: emitter table contains NaN or infinite values")
+        raise ShardError(f"{path}: emitter table contains NaN or infinite values; {REBUILD_HINT}")
     image = frame["image"].to_numpy()
     if len(frame) and (image.min() < 0 or image.max() >= n_images):
-        raise ShardError(f"{path}: image indices outside [0, {n_images})")
+        raise ShardError(f"{path}: image indices outside [0, {n_images}); {REBUILD_HINT}")
     expected_emitter = frame.groupby("image").cumcount().to_numpy()
     if not np.array_equal(frame["emitter"].to_numpy(), expected_emitter) or np.any(
         np.diff(image) < 0
     ):
-        raise ShardError(f"{path}: rows must be sorted by image with emitters numbered 0, 1, ...")
+        raise ShardError(
+            f"{path}: rows must be sorted by image with emitters numbered 0, 1, ...; {REBUILD_HINT}"
+        )
     return frame, metadata
 
 
@@ -137,17 +149,17 @@ def read_shard(
 ) -> Shard:
     """Read, validate and cross-check a shard's NPZ and (unless None) Parquet files."""
     npz_path = Path(npz_path)
-    arrays, metadata = load_npz(npz_path, SHARD_ARRAYS)
+    arrays, metadata = load_npz(npz_path, SHARD_ARRAYS, ShardError)
     try:
         n = int(metadata["n_images"])
         geometry = metadata["config"]["geometry"]
         size, s = int(geometry["lr_size"]), int(geometry["upsample"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ShardError(f"{npz_path}: metadata lacks n_images or geometry ({exc})") from exc
-    check_array(npz_path, "x", arrays["x"], (n, size, size))
-    check_array(npz_path, "y", arrays["y"], (n, s * size, s * size))
+    check_array(npz_path, "x", arrays["x"], (n, size, size), error=ShardError)
+    check_array(npz_path, "y", arrays["y"], (n, s * size, s * size), error=ShardError)
     for name in ("gain", "offset", "readout_var"):
-        check_array(npz_path, name, arrays[name], (size, size))
+        check_array(npz_path, name, arrays[name], (size, size), error=ShardError)
     if expected_hash is not None and metadata.get("config_hash") != expected_hash:
         raise ShardError(
             f"{npz_path}: config hash {metadata.get('config_hash')} does not match the current "
@@ -172,17 +184,17 @@ def read_shard(
 def read_yhat(path: str | Path) -> tuple[np.ndarray, dict]:
     """phi's KDE estimates yhat float32 [N, sH, sW] of one shard, validated, and their metadata."""
     path = Path(path)
-    arrays, metadata = load_npz(path, ("yhat",))
+    arrays, metadata = load_npz(path, ("yhat",), ShardError)
     n = metadata.get("n_images")
     if not isinstance(n, int):
-        raise ShardError(f"{path}: metadata lacks n_images")
-    check_array(path, "yhat", arrays["yhat"], (n, None, None))
+        raise ShardError(f"{path}: metadata lacks n_images; {REBUILD_HINT}")
+    check_array(path, "yhat", arrays["yhat"], (n, None, None), error=ShardError)
     return arrays["yhat"], metadata
 
 
 def shard_size(npz_path: str | Path) -> int:
     """Number of images in an NPZ artifact, from its metadata (arrays are not read)."""
-    _, metadata = load_npz(npz_path, ())
+    _, metadata = load_npz(npz_path, (), ShardError)
     return int(metadata["n_images"])
 
 

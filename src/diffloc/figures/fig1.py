@@ -52,7 +52,7 @@ def _emitter_panel(ax: plt.Axes, u_nm, v_nm, photons, cfg: dict) -> None:
     make_axes_locatable(ax).append_axes("right", size="5%", pad=0.05).axis("off")
 
 
-def generative_model_figure(shard: Shard, image: int) -> plt.Figure:
+def figure1(shard: Shard, image: int) -> plt.Figure:
     """Four panels for image `image` of a shard: emitters θ, expected counts ω, camera image x, KDE y."""
     if not 0 <= image < shard.n_images:
         raise IndexError(f"image {image} is outside the shard's {shard.n_images} images")

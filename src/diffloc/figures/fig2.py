@@ -5,6 +5,7 @@ true position, the posterior samples of (u, v) with marginal histograms, and sqr
 per-pixel posterior std of the KDE. Axes are in nm from the image corner (u down, v across).
 """
 
+import math
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -16,6 +17,14 @@ from diffloc.figures.style import CRLB_COLOR, image_panel
 
 TRUTH_STYLE = {"marker": "+", "color": "cyan", "s": 120, "linewidths": 1.5, "zorder": 5}
 CROP_HR_PX = 16  # the std map is shown within +-16 HR px of the emitter (it is ~0 beyond)
+
+
+def setting_label(name: str, setting: dict) -> str:
+    """Short row label of a sampler setting, e.g. 'paper: β = 0.2 (2.2x wider), s² = 0.05'."""
+    beta = setting["beta"]
+    width = "true posterior" if beta == 1 else f"{1 / math.sqrt(beta):.1f}x wider"
+    proposal = "adapted s" if setting["adapt"] else f"s² = {setting['proposal_var']:g}"
+    return f"{name}: β = {beta:g} ({width}), {proposal}"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ def snapshot_indices(n_steps: int, n_snapshots: int) -> list[int]:
     return sorted({round(i) for i in np.linspace(0, n_steps, n_snapshots)})
 
 
-def make_fig3(
+def figure3(
     x: np.ndarray,
     yhat: np.ndarray,
     y0: np.ndarray,

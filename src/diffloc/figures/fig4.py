@@ -7,7 +7,7 @@ import numpy as np
 from diffloc.figures.style import image_panel, inner_axes_unlabelled
 
 
-def make_fig4(
+def figure4(
     x: np.ndarray,
     yhat: np.ndarray,
     mean: np.ndarray,

@@ -20,7 +20,7 @@ def _setting_label(setting: str, beta: float) -> str:
     return f"MCMC {setting} (β = {beta:g})" + (", true posterior" if beta == 1 else "")
 
 
-def make_fig6(
+def figure6(
     per_image: pd.DataFrame,
     coverage: pd.DataFrame,
     reliability: pd.DataFrame,

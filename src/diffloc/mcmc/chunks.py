@@ -1,6 +1,6 @@
 """The MCMC stage: chunks of isolated-emitter images -> chains, push-forward maps, diagnostics.
 
-A chunk (`diffloc.mcmc.plan`) is sampled from the random stream ("mcmc", set, setting, chunk),
+A chunk (`diffloc.mcmc.plan`) is sampled from the random stream ("mcmc", split, setting, chunk),
 so its outputs depend only on its config slice (`plan.chunk_config`) and its input shards,
 never on scheduling. Outputs (`diffloc.data.mcmc`, written atomically):
 
@@ -177,11 +177,11 @@ def diagnostics_frame(
 
 
 def summarise(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """One row per (setting, set): acceptance, worst R-hat and ESS, posterior std against
-    sqrt(CRLB) (nm; expected ratio 1/sqrt(beta)) and calibration of the posterior mean."""
+    """One row per (setting, split; column `set`): acceptance, worst R-hat and ESS, posterior std
+    against sqrt(CRLB) (nm; expected ratio 1/sqrt(beta)) and calibration of the posterior mean."""
     frame = pd.concat(frames, ignore_index=True)
     rows = []
-    for (setting, set_name), group in frame.groupby(["setting", "set"], sort=False):
+    for (setting, split), group in frame.groupby(["setting", "set"], sort=False):
         std = group[["std_u_nm", "std_v_nm"]].to_numpy()
         bound = group[["crlb_u_nm", "crlb_v_nm"]].to_numpy()
         error = group[["error_u_nm", "error_v_nm"]].to_numpy()
@@ -192,7 +192,7 @@ def summarise(frames: list[pd.DataFrame]) -> pd.DataFrame:
         rows.append(
             {
                 "setting": setting,
-                "set": set_name,
+                "set": split,
                 "beta": beta,
                 "photons": float(group["photons"].iloc[0]),
                 "n_images": len(group),

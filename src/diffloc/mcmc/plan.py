@@ -1,6 +1,6 @@
-"""Plan of the MCMC stage from the config alone (no torch): sets, chunks, config slices.
+"""Plan of the MCMC stage from the config alone (no torch): splits, chunks, config slices.
 
-A chunk is images [chunk * chunk_size, ...) of the first `mcmc.n_images` images of a set
+A chunk is images [chunk * chunk_size, ...) of the first `mcmc.n_images` images of a split
 `isolated_<photons>`, sampled with one entry of `mcmc.settings` (the `{setting}` wildcard).
 """
 
@@ -11,8 +11,8 @@ from diffloc.config import SHARD_DIGITS, ConfigError, config_hash, isolated_spli
 CHUNK_DIGITS = 4
 
 
-def mcmc_sets(config: dict) -> list[str]:
-    """Names of the isolated-emitter sets the MCMC samples (one per photon count)."""
+def mcmc_splits(config: dict) -> list[str]:
+    """Names of the isolated-emitter splits the MCMC samples (one per photon count)."""
     return [isolated_split_name(p) for p in config["simulation"]["isolated"]["photons"]]
 
 
@@ -23,7 +23,7 @@ def chunk_ids(config: dict) -> list[str]:
 
 
 def chunk_images(config: dict, chunk: int) -> range:
-    """Indices (within the set) of the images of chunk `chunk`."""
+    """Indices (within the split) of the images of chunk `chunk`."""
     mc = config["mcmc"]
     if not 0 <= chunk < len(chunk_ids(config)):
         raise ConfigError(f"mcmc has chunks 0..{len(chunk_ids(config)) - 1}, not {chunk}")
@@ -38,23 +38,23 @@ def chunk_shards(config: dict, chunk: int) -> list[str]:
     return [f"{s:0{SHARD_DIGITS}d}" for s in range(images[0] // size, images[-1] // size + 1)]
 
 
-def chunk_config(config: dict, setting: str, set_name: str, chunk: int) -> dict:
+def chunk_config(config: dict, setting: str, split: str, chunk: int) -> dict:
     """Everything one chunk's outputs depend on (its hash keys them), including its shards' hashes."""
     mc = config["mcmc"]
     if setting not in mc["settings"]:
         raise ConfigError(f"unknown mcmc setting {setting!r}; configured: {sorted(mc['settings'])}")
-    if set_name not in mcmc_sets(config):
-        raise ConfigError(f"unknown MCMC set {set_name!r}; configured: {mcmc_sets(config)}")
+    if split not in mcmc_splits(config):
+        raise ConfigError(f"unknown MCMC split {split!r}; configured: {mcmc_splits(config)}")
     images = chunk_images(config, chunk)
     shards = {
-        s: config_hash(shard_config(config, set_name, int(s))) for s in chunk_shards(config, chunk)
+        s: config_hash(shard_config(config, split, int(s))) for s in chunk_shards(config, chunk)
     }
     return {
         **{k: config[k] for k in ("seed", "geometry", "psf", "kde")},
         "mcmc": {k: v for k, v in mc.items() if k not in ("settings", "n_images", "figure")},
         "setting_name": setting,
         "setting": mc["settings"][setting],
-        "set": set_name,
+        "set": split,
         "chunk": chunk,
         "images": [images.start, images.stop],
         "shard_size": config["simulation"]["isolated"]["shard_size"],
@@ -63,18 +63,18 @@ def chunk_config(config: dict, setting: str, set_name: str, chunk: int) -> dict:
 
 
 def figure_spec(config: dict) -> dict:
-    """Where Figure 2's emitter lives: set, image (index in the set), chunk, shard, its index
-    in the shard (`local`) and the shard's config hash."""
+    """Where Figure 2's emitter lives: its split (key `set`), image (index in the split), chunk,
+    shard, its index in the shard (`local`) and the shard's config hash."""
     fig = config["mcmc"]["figure"]
     size = config["simulation"]["isolated"]["shard_size"]
-    set_name, image = isolated_split_name(fig["photons"]), fig["image"]
+    split, image = isolated_split_name(fig["photons"]), fig["image"]
     return {
-        "set": set_name,
+        "set": split,
         "image": image,
         "chunk": f"{image // config['mcmc']['chunk_size']:0{CHUNK_DIGITS}d}",
         "shard": f"{image // size:0{SHARD_DIGITS}d}",
         "local": image % size,
-        "shard_hash": config_hash(shard_config(config, set_name, image // size)),
+        "shard_hash": config_hash(shard_config(config, split, image // size)),
     }
 
 

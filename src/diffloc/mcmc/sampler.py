@@ -1,4 +1,5 @@
-"""Random-walk Metropolis-Hastings for isolated emitters, vectorised over images x chains (SPEC 6).
+"""Random-walk Metropolis-Hastings for isolated emitters, vectorised over images x chains: the
+reference posterior that psi's uncertainty is compared with.
 
 The energy is the negative log-likelihood l(x | theta) of the Poisson approximation (offset
 subtracted, per-pixel camera maps); the prior is uniform on a box (the image for positions,

@@ -1,4 +1,4 @@
-"""phi: DeepSTORM-like network from a camera image (photons) to a 4x super-resolved KDE (SPEC 4)."""
+"""phi: DeepSTORM-like network from a camera image (photons) to a 4x super-resolved KDE."""
 
 import numpy as np
 import torch
@@ -82,7 +82,7 @@ def build_phi(cfg: dict, upsample: int) -> Phi:
 def phi_loss(
     model: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator
 ) -> torch.Tensor:
-    """Mean squared error of the pre-activation output to the KDE target (SPEC 4)."""
+    """Mean squared error of the pre-activation output to the KDE target."""
     del generator  # phi's loss draws nothing at random
     return nn.functional.mse_loss(model(batch["photons"]), batch["y"])
 

@@ -1,4 +1,4 @@
-"""Camera noise model and the Poisson-approximation likelihood (SPEC section 2).
+"""Camera noise model and the Poisson-approximation likelihood.
 
 x_k = g_k * Poisson(omega_k) + N(o_k, w_k^2) in ADU, with per-pixel gain g (ADU per
 photoelectron), offset o (ADU) and readout variance w^2 (ADU^2). A scalar camera is the special

@@ -1,6 +1,6 @@
-"""Fisher information and Cramer-Rao lower bound of an isolated emitter (SPEC section 7).
+"""Fisher information and Cramer-Rao lower bound of an isolated emitter.
 
-Under the Poisson approximation (SPEC section 2) pixel k sees `omega'_k = b_k + i0 dE_u dE_v +
+Under the Poisson approximation pixel k sees `omega'_k = b_k + i0 dE_u dE_v +
 w_k^2/g_k^2` photons, and the Fisher information of theta = (u, v, i0) is
 `I_ij = sum_k (1/omega'_k) d omega'_k/d theta_i * d omega'_k/d theta_j` (paper A.5). Positions
 are in LR pixels (u along rows, v along columns, pixel i covers [i, i+1)); photons are expected

@@ -1,4 +1,4 @@
-"""Kernel density estimate y on the super-resolved grid (paper eq. 3, SPEC section 3).
+"""Kernel density estimate y on the super-resolved grid (paper eq. 3).
 
 Emitter positions come in LR pixels; an emitter at LR position theta sits at HR position
 upsample * theta (no half-pixel shift). Kernel widths are in HR pixels.

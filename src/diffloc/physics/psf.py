@@ -1,4 +1,4 @@
-"""Pixel-integrated isotropic Gaussian PSF (SPEC section 2), vectorised over any leading shape.
+"""Pixel-integrated isotropic Gaussian PSF, vectorised over any leading shape.
 
 Coordinates are in pixel units of the grid being integrated over: pixel `a` covers `[a, a+1)`,
 so its centre is `a + 0.5`. Axis `u` is the first image axis (rows), `v` the second (columns).
@@ -20,7 +20,7 @@ def _erf(z: np.ndarray) -> np.ndarray:
 def pixel_integrals(centres: np.ndarray, n_pixels: int, sigma: float) -> np.ndarray:
     """Fraction of a 1-D Gaussian (mean `centres`, std `sigma`, pixels) in each pixel [a, a+1).
 
-    Returns float64 with shape `centres.shape + (n_pixels,)` (dE in SPEC section 2).
+    Returns float64 with shape `centres.shape + (n_pixels,)` (the per-axis pixel integrals dE).
     """
     centres = np.asarray(centres, dtype=np.float64)
     edges = np.arange(n_pixels + 1, dtype=np.float64)

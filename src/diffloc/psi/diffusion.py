@@ -1,4 +1,4 @@
-"""Conditional DDPM psi (paper 3.2, A.1, A.2; SPEC 5): schedules, training loss and samplers.
+"""Conditional DDPM psi (paper section 3.2, appendices A.1-A.2): schedules, loss and samplers.
 
 Conventions. KDEs y and phi's estimate yhat are in [0, 1]; the data space is y0 = 2 y - 1 in
 [-1, 1] and the condition is c = yhat (concatenated as a second input channel, in [0, 1]).

@@ -7,16 +7,18 @@ A summary of N images with K samples each (y units: KDE scale, nominally [0, 1])
   samples [N, R, H, W]: the first R raw samples of each image, for figures.
 """
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from diffloc.data.posterior import SUMMARY_KEYS
 from diffloc.psi.diffusion import Diffusion, Net, Sampler
 
 
-def summarize(
+def summarise(
     samples: np.ndarray | torch.Tensor, quantiles: Sequence[float], raw_samples: int
 ) -> dict[str, np.ndarray]:
     """Summaries (see module docstring) of samples [N, K, H, W]; moments accumulated in float64."""
@@ -66,16 +68,29 @@ def sample_summaries(
     batch_size: int,
     quantiles: Sequence[float],
     raw_samples: int,
+    progress: bool = False,
+    desc: str = "posterior",
 ) -> dict[str, np.ndarray]:
     """Draw K samples per image of yhat [N, H, W] (in [0, 1]) and summarise them, one network
-    batch of images at a time so memory stays bounded; equals summarize(diffusion.sample(...))."""
+    batch of images at a time so memory stays bounded; equals summarise(diffusion.sample(...)).
+
+    `progress` shows a tqdm bar (labelled `desc`) over the image groups on stderr.
+    """
     group = max(1, batch_size // k)
+    bar = tqdm(
+        range(0, yhat.shape[0], group),
+        desc=desc,
+        unit="group",
+        disable=not progress,
+        file=sys.stderr,
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+    )
     parts = [
-        summarize(
+        summarise(
             diffusion.sample(net, yhat[i : i + group], k, generator, sampler, batch_size),
             quantiles,
             raw_samples,
         )
-        for i in range(0, yhat.shape[0], group)
+        for i in bar
     ]
     return concat_summaries(parts)

@@ -1,1 +1,6 @@
-"""TODO"""
+"""One training loop for both networks (phi and psi).
+
+Modules: loop (Adam with warm-up and cosine decay, validation, CSV log, progress bar, EMA,
+checkpoints with exact resume, pinned CPU threads); batches (seeded batches streamed from
+shards, a pure function of the step); pairs (each network's training pairs as shard sources).
+"""

@@ -24,8 +24,8 @@ from tqdm import tqdm
 from diffloc import seeding
 from diffloc.data.files import atomic_path
 from diffloc.data.models import save_model
-from diffloc.provenance import versions
-from diffloc.runtime import resolve_device
+from diffloc.provenance import machine, versions
+from diffloc.runtime import resolve_device, torch_threads
 from diffloc.training.batches import Arrays, BatchStream, ShardSource, sequential_batches
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ LossFn = Callable[[nn.Module, dict[str, torch.Tensor], torch.Generator], torch.T
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """The `train` config section of a network (steps, optimiser, cadence, device)."""
+    """The `train` config section of a network (steps, optimiser, cadence, device, threads)."""
 
     steps: int
     batch_size: int
@@ -52,6 +52,7 @@ class TrainSettings:
     ema_decay: float
     device: str
     cuda_bf16: bool
+    threads: int
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TrainSettings":
@@ -126,6 +127,18 @@ def _write_log(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def _log_data_wait(step: int, data_seconds: float, loop_seconds: float) -> None:
+    """Log the seconds the loop waited for batches out of its wall time (log only)."""
+    share = 100.0 * data_seconds / loop_seconds if loop_seconds > 0 else 0.0
+    log.info(
+        "step %d: waited %.2f s for batches of %.2f s in the training loop (%.1f %%)",
+        step,
+        data_seconds,
+        loop_seconds,
+        share,
+    )
+
+
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     with torch.no_grad():
         ema_params, params = list(ema.parameters()), list(model.parameters())
@@ -154,8 +167,43 @@ def train(
     `loss_fn(model, tensors, generator)` returns the scalar loss of one batch; `val_batches()`
     yields the validation set. `fingerprint` identifies the run (config, data); a checkpoint
     with another fingerprint is ignored (and said so in the log). `on_step(step)` is called
-    after each completed step (tests use it to simulate a kill).
+    after each completed step (tests use it to simulate a kill). Torch runs on `settings.threads`
+    CPU threads whatever the job was given: the order of float reductions, and so the weights,
+    depend on the thread count, and pinning it keeps them independent of the machine's cores.
     """
+    with torch_threads(settings.threads):
+        return _train_loop(
+            model,
+            loss_fn,
+            stream,
+            val_batches,
+            settings,
+            seed=seed,
+            key=key,
+            checkpoint=checkpoint,
+            log_csv=log_csv,
+            fingerprint=fingerprint,
+            progress=progress,
+            on_step=on_step,
+        )
+
+
+def _train_loop(
+    model: nn.Module,
+    loss_fn: LossFn,
+    stream: BatchStream,
+    val_batches: Callable[[], Iterable[Arrays]],
+    settings: TrainSettings,
+    *,
+    seed: int,
+    key: tuple[str | int, ...],
+    checkpoint: Path,
+    log_csv: Path,
+    fingerprint: str,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """The body of `train`, on the threads it set."""
     device = resolve_device(settings.device)
     bf16 = settings.cuda_bf16 and device.type == "cuda"
     model = model.to(device, memory_format=torch.channels_last)
@@ -178,6 +226,9 @@ def train(
     if ema is not None:
         ema.eval()
     t0 = time.perf_counter() - elapsed
+    # log only: wall time spent waiting for batches (read, index, copy to the device) against the
+    # whole loop, since this process started it; on CUDA the GPU idles while a batch is prepared
+    loop_began, data_seconds = time.perf_counter(), 0.0
     bar = tqdm(
         range(start, settings.steps),
         initial=start,
@@ -194,7 +245,9 @@ def train(
             group["lr"] = lr
         torch.manual_seed(seeding.torch_seed(seed, *key, "dropout", step))
         gen = _generator(device, seeding.torch_seed(seed, *key, "loss", step))
+        waited = time.perf_counter()
         tensors = to_tensors(stream.batch(step), device)
+        data_seconds += time.perf_counter() - waited
         with torch.autocast("cuda", torch.bfloat16, enabled=bf16):
             loss = loss_fn(model, tensors, gen)
         if not torch.isfinite(loss):
@@ -228,6 +281,7 @@ def train(
             log.info(
                 "step %d: train %.4g, val %.4g, lr %.3g", done, rows[-1]["train_loss"], val, lr
             )
+            _log_data_wait(done, data_seconds, time.perf_counter() - loop_began)
         if done % settings.checkpoint_every == 0 and done < settings.steps:
             state = {
                 "fingerprint": fingerprint,
@@ -286,9 +340,10 @@ def train_and_save(
     provenance = {
         "fingerprint": fingerprint,
         "seed": seed,
-        "final": result.rows[-1],
+        "final": {k: v for k, v in result.rows[-1].items() if k != "seconds"},  # no wall time
         "weights": "ema" if result.ema is not None else "last",
         "versions": versions(),
+        "machine": {k: machine()[k] for k in ("cpu_model", "torch_build", "cuda_device")},
     }
     save_model(model_path, result.inference_model, model_config, {**metadata, **provenance})
     checkpoint.unlink(missing_ok=True)

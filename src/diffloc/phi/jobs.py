@@ -1,0 +1,99 @@
+"""Job functions of the phi stage: one per rule of workflow/rules/phi.smk."""
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from diffloc import seeding
+from diffloc.config import config_hash
+from diffloc.data.files import load_npz, save_npz
+from diffloc.data.models import load_model
+from diffloc.data.shards import read_shard
+from diffloc.phi.network import build_phi, phi_loss, predict_kde
+from diffloc.provenance import versions
+from diffloc.runtime import log_allocation, resolve_device
+from diffloc.training.loop import TrainSettings, train_and_save
+from diffloc.training.pairs import phi_sources
+
+log = logging.getLogger(__name__)
+
+
+def train_phi(
+    *,
+    train: list[str],
+    val: list[str],
+    model: str | Path,
+    log_csv: str | Path,
+    phi: dict,
+    seed: int,
+    upsample: int,
+    checkpoint: str | Path,
+    threads: int = 1,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> None:
+    """Train phi on `train` shards, validated on `val`; save weights, loss log (MSE per step)."""
+    torch.set_num_threads(threads)
+    settings = TrainSettings.from_config(phi["train"])
+    log_allocation(log, resolve_device(settings.device))
+    data_hashes = [load_npz(p, ())[1]["config_hash"] for p in (*train, *val)]
+    fingerprint = config_hash({"phi": phi, "seed": seed, "data": data_hashes})
+    torch.manual_seed(seeding.torch_seed(seed, "phi", "init"))  # weight initialisation
+    network = build_phi(phi["model"], upsample)
+    log.info(
+        "phi: %d parameters, %d training shards, %d validation shards, %s",
+        sum(p.numel() for p in network.parameters()),
+        len(train),
+        len(val),
+        settings,
+    )
+    train_and_save(
+        network,
+        phi_loss,
+        phi_sources(train),
+        phi_sources(val),
+        settings,
+        seed=seed,
+        key=("phi",),
+        model_path=Path(model),
+        model_config={**phi["model"], "upsample": upsample},
+        metadata={"network": "phi"},
+        checkpoint=Path(checkpoint),
+        log_csv=Path(log_csv),
+        fingerprint=fingerprint,
+        progress=progress,
+        on_step=on_step,
+    )
+
+
+def infer_phi(
+    *,
+    model: str | Path,
+    npz: str | Path,
+    yhat: str | Path,
+    batch_size: int,
+    device: str,
+    threads: int = 1,
+) -> None:
+    """Predict yhat (float32 [N, sH, sW] in [0, 1]) for every image of shard `npz` with phi."""
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    network, model_meta = load_model(model, lambda cfg: build_phi(cfg, cfg["upsample"]))
+    shard = read_shard(npz)
+    photons = shard.camera.photoelectrons(shard.x)
+    kde = predict_kde(network, photons, batch_size, resolve_device(device))
+    metadata = {
+        "n_images": shard.n_images,
+        "split": shard.metadata["split"],
+        "shard": shard.metadata["shard"],
+        "data_config_hash": shard.metadata["config_hash"],
+        "phi_fingerprint": model_meta["fingerprint"],
+        "versions": versions(),
+    }
+    save_npz(yhat, {"yhat": kde}, metadata)
+    log.info(
+        "%s: %d images in %.2f s -> %s", npz, shard.n_images, time.perf_counter() - start, yhat
+    )
