@@ -387,7 +387,6 @@ def test_ablation_jobs_are_reproducible_and_write_figure_7(tiny_stage):
         "floor": 0.05,
         "device": "cpu",
         "seed": config["seed"],
-        "threads": 1,
     }
     metrics, timings = [], []
     for kind in ("ddim", "dpmpp_2m"):

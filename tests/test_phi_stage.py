@@ -35,7 +35,6 @@ def stage(tmp_path_factory):
         seed=config["seed"],
         upsample=4,
         checkpoint=str(root / "phi.ckpt"),
-        threads=1,
         progress=False,
     )
     return config, root, files

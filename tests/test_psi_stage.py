@@ -33,7 +33,6 @@ def stage(tmp_path_factory):
         seed=config["seed"],
         upsample=4,
         checkpoint=str(root / "phi.ckpt"),
-        threads=1,
         progress=False,
     )
     yhat = {}
@@ -60,7 +59,6 @@ def stage(tmp_path_factory):
         model=str(root / "psi.pt"),
         log_csv=str(root / "psi.csv"),
         checkpoint=str(root / "psi.ckpt"),
-        threads=1,
         progress=False,
     )
     return config, root, files, yhat, inputs
@@ -90,9 +88,9 @@ def test_killed_training_resumes_to_the_same_weights(stage, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_psi(**inputs, **outputs, threads=1, progress=False, on_step=kill)
+        train_psi(**inputs, **outputs, progress=False, on_step=kill)
     assert (tmp_path / "p.ckpt").exists()
-    train_psi(**inputs, **outputs, threads=1, progress=False)
+    train_psi(**inputs, **outputs, progress=False)
     a = torch.load(root / "psi.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "p.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -114,7 +112,6 @@ def test_posterior_chunks_figures_and_metrics(stage):
             summary=diffusion["summary"],
             device="cpu",
             seed=config["seed"],
-            threads=1,
             progress=False,
         )
 

@@ -161,7 +161,7 @@ rule ablation:
         f"{RUN}/logs/calibration/ablation/{{sampler}}.log",
     benchmark:
         f"{RUN}/benchmarks/calibration/ablation/{{sampler}}.tsv"
-    threads: 2
+    threads: ABLATION["threads"]
     resources:
         gpu=1,
         mem_mb=4000,

@@ -87,7 +87,7 @@ rule fig3:
         f"{RUN}/logs/fig3.log",
     benchmark:
         f"{RUN}/benchmarks/fig3.tsv"
-    threads: 1
+    threads: config["diffusion"]["sampler"]["threads"]
     resources:
         mem_mb=2000,
         runtime=10,

@@ -20,7 +20,7 @@ rule train_phi:
         f"{RUN}/logs/train_phi.log",
     benchmark:
         f"{RUN}/benchmarks/train_phi.tsv"
-    threads: 4
+    threads: config["phi"]["train"]["threads"]
     resources:
         gpu=1,
         mem_mb=4000,
@@ -40,13 +40,14 @@ rule infer_phi:
     params:
         batch_size=config["phi"]["infer_batch_size"],
         device=config["phi"]["train"]["device"],
+        threads=config["phi"]["infer_threads"],
     wildcard_constraints:
         split="|".join(YHAT_SPLITS),
     log:
         f"{RUN}/logs/infer_phi/{{split}}/{{shard}}.log",
     benchmark:
         f"{RUN}/benchmarks/infer_phi/{{split}}/{{shard}}.tsv"
-    threads: 2
+    threads: config["phi"]["infer_threads"]
     resources:
         mem_mb=2000,
         runtime=20,

@@ -22,7 +22,7 @@ rule train_psi:
         f"{RUN}/logs/train_psi.log",
     benchmark:
         f"{RUN}/benchmarks/train_psi.tsv"
-    threads: 4
+    threads: config["diffusion"]["train"]["threads"]
     resources:
         gpu=1,
         mem_mb=6000,
@@ -52,7 +52,7 @@ rule posterior:
         f"{RUN}/logs/posterior/{{split}}/{{chunk}}.log",
     benchmark:
         f"{RUN}/benchmarks/posterior/{{split}}/{{chunk}}.tsv"
-    threads: 1
+    threads: config["diffusion"]["sampler"]["threads"]
     resources:
         gpu=1,
         mem_mb=4000,

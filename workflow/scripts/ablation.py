@@ -21,5 +21,4 @@ with job_log(smk.log[0]):
         floor=smk.params.floor,
         device=smk.params.device,
         seed=smk.params.seed,
-        threads=smk.threads,
     )

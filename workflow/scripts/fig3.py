@@ -14,5 +14,4 @@ with job_log(smk.log[0]):
         image=smk.params.image,
         sampler=smk.params.sampler,
         seed=smk.params.seed,
-        threads=smk.threads,
     )

@@ -11,5 +11,5 @@ with job_log(smk.log[0]):
         yhat=smk.output.yhat,
         batch_size=smk.params.batch_size,
         device=smk.params.device,
-        threads=smk.threads,
+        threads=smk.params.threads,
     )

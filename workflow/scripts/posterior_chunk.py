@@ -16,5 +16,4 @@ with job_log(smk.log[0]):
         summary=smk.params.summary,
         device=smk.params.device,
         seed=smk.params.seed,
-        threads=smk.threads,
     )

@@ -14,5 +14,4 @@ with job_log(smk.log[0]):
         seed=smk.params.seed,
         upsample=smk.params.upsample,
         checkpoint=smk.params.checkpoint,
-        threads=smk.threads,
     )

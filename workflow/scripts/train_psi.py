@@ -15,5 +15,4 @@ with job_log(smk.log[0]):
         psi=smk.params.psi,
         seed=smk.params.seed,
         checkpoint=smk.params.checkpoint,
-        threads=smk.threads,
     )

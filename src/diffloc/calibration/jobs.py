@@ -192,9 +192,10 @@ def ablation(
     floor: float,
     device: str,
     seed: int,
-    threads: int = 1,
 ) -> None:
-    """Sample psi with each step count of one sampler kind: calibration metrics, seconds/image."""
+    """Sample psi with each step count of one sampler kind (on `ablation["threads"]` torch
+    threads, pinned: the samples depend on it): calibration metrics, seconds per image."""
+    threads = ablation["threads"]
     with torch_threads(threads):
         torch_device = resolve_device(device)
         log_allocation(log, torch_device)

@@ -119,11 +119,11 @@ def fig3(
     image: int,
     sampler: dict,
     seed: int,
-    threads: int = 1,
 ) -> None:
     """Figure 3 (psi's reverse trajectory for test image `image`, axes in nm) as PNG and PDF;
-    the one trajectory is sampled on the CPU with a generator seeded from (seed, 'fig3', image)."""
-    with torch_threads(threads):
+    the one trajectory is sampled on the CPU, on `sampler["threads"]` torch threads, with a
+    generator seeded from (seed, 'fig3', image)."""
+    with torch_threads(sampler["threads"]):
         net, diffusion, _ = load_psi(model, torch.device("cpu"))
         shard, (yhat_all, _) = read_shard(npz), read_yhat(yhat)
         generator = torch.Generator().manual_seed(seeding.torch_seed(seed, "fig3", image))

@@ -31,12 +31,10 @@ def train_phi(
     seed: int,
     upsample: int,
     checkpoint: str | Path,
-    threads: int = 1,
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
 ) -> None:
     """Train phi on `train` shards, validated on `val`; save weights, loss log (MSE per step)."""
-    torch.set_num_threads(threads)
     settings = TrainSettings.from_config(phi["train"])
     log_allocation(log, resolve_device(settings.device))
     data_hashes = [load_npz(p, ())[1]["config_hash"] for p in (*train, *val)]
@@ -78,7 +76,8 @@ def infer_phi(
     device: str,
     threads: int = 1,
 ) -> None:
-    """Predict yhat (float32 [N, sH, sW] in [0, 1]) for every image of shard `npz` with phi."""
+    """Predict yhat (float32 [N, sH, sW] in [0, 1]) for every image of shard `npz` with phi, on
+    `threads` torch CPU threads (pinned by the config: the float results depend on it)."""
     torch.set_num_threads(threads)
     start = time.perf_counter()
     network, model_meta = load_model(model, lambda cfg: build_phi(cfg, cfg["upsample"]))

@@ -37,7 +37,6 @@ def train_psi(
     psi: dict,
     seed: int,
     checkpoint: str | Path,
-    threads: int = 1,
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
 ) -> None:
@@ -47,7 +46,6 @@ def train_psi(
     `checkpoint` when it belongs to the same config and data; `on_step(step)` is called after
     every step (tests use it to interrupt training).
     """
-    torch.set_num_threads(threads)
     diffusion_cfg = psi["diffusion"]
     settings = TrainSettings.from_config(diffusion_cfg["train"])
     device = resolve_device(settings.device)
@@ -111,12 +109,12 @@ def posterior(
     summary: dict,
     device: str,
     seed: int,
-    threads: int = 1,
     progress: bool = True,
 ) -> None:
     """Draw K posterior samples of psi for images [start, stop) = `images` of `split` (phi's
-    yhat as condition, KDE units) and save their per-image summaries to `posterior`."""
-    torch.set_num_threads(threads)
+    yhat as condition, KDE units) and save their per-image summaries to `posterior`; torch runs on
+    `sampler["threads"]` CPU threads (pinned by the config: the samples depend on it)."""
+    torch.set_num_threads(sampler["threads"])
     start, stop = images
     torch_device = resolve_device(device)
     log_allocation(log, torch_device)
