@@ -2,6 +2,7 @@
 
   python benchmarks/bench_sampling.py                         # default config on this CPU (+ CUDA)
   python benchmarks/bench_sampling.py --cuda-only --compile   # paper scale on CUDA, compile on/off
+  python benchmarks/bench_sampling.py --cuda-only --compiled-only   # compiled only (after eager)
   python benchmarks/bench_sampling.py --tiny                  # every path on the CPU, tiny sizes
 
 CPU: the default config's U-Net and sampler, untrained (same FLOPs as trained), channels_last,
@@ -183,7 +184,7 @@ def paper_scale(args, gpu_config: dict, record) -> None:
     model = f"C={unet['channels']} x{unet['multipliers']}, T={T}"
     backend = "eager" if args.tiny else args.compile_backend  # tiny: trace only, no codegen
     best: dict[str, float] = {}
-    for compiled in [False, True] if args.compile else [False]:
+    for compiled in [True] if args.compiled_only else [False, True] if args.compile else [False]:
         net, diffusion = timing_net(cfg, device, compiled, backend)
         for bf16 in (False, True) if not compiled else (True, False):
             for sampler in samplers:
@@ -222,6 +223,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=100, help="posterior samples per image")
     parser.add_argument("--gpu-batch", type=int, default=0, help="inputs per pass (0: config)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd")
+    parser.add_argument("--compiled-only", action="store_true", help="time torch.compile'd only")
     parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend")
     parser.add_argument("--cuda-only", action="store_true", help="skip the CPU default-model part")
     parser.add_argument("--csv", help="also write the paper-scale results to this CSV")

@@ -172,134 +172,112 @@ def train(
     depend on the thread count, and pinning it keeps them independent of the machine's cores.
     """
     with torch_threads(settings.threads):
-        return _train_loop(
-            model,
-            loss_fn,
-            stream,
-            val_batches,
-            settings,
-            seed=seed,
-            key=key,
-            checkpoint=checkpoint,
-            log_csv=log_csv,
-            fingerprint=fingerprint,
-            progress=progress,
-            on_step=on_step,
+        device = resolve_device(settings.device)
+        bf16 = settings.cuda_bf16 and device.type == "cuda"
+        model = model.to(device, memory_format=torch.channels_last)
+        ema = copy.deepcopy(model) if settings.ema_decay > 0 else None
+        opt = torch.optim.Adam(
+            model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
         )
-
-
-def _train_loop(
-    model: nn.Module,
-    loss_fn: LossFn,
-    stream: BatchStream,
-    val_batches: Callable[[], Iterable[Arrays]],
-    settings: TrainSettings,
-    *,
-    seed: int,
-    key: tuple[str | int, ...],
-    checkpoint: Path,
-    log_csv: Path,
-    fingerprint: str,
-    progress: bool = True,
-    on_step: Callable[[int], None] | None = None,
-) -> TrainResult:
-    """The body of `train`, on the threads it set."""
-    device = resolve_device(settings.device)
-    bf16 = settings.cuda_bf16 and device.type == "cuda"
-    model = model.to(device, memory_format=torch.channels_last)
-    ema = copy.deepcopy(model) if settings.ema_decay > 0 else None
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    start, rows, elapsed, running, running_n = 0, [], 0.0, 0.0, 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if ema is not None:
-                ema.load_state_dict(state["ema"])
-            start, rows, elapsed = state["step"], state["rows"], state["seconds"]
-            running, running_n = state["running"], state["running_n"]
-            log.info("resuming from %s at step %d", checkpoint, start)
-        else:
-            log.warning("ignoring checkpoint %s: it belongs to another config or data", checkpoint)
-    model.train()
-    if ema is not None:
-        ema.eval()
-    t0 = time.perf_counter() - elapsed
-    # log only: wall time spent waiting for batches (read, index, copy to the device) against the
-    # whole loop, since this process started it; on CUDA the GPU idles while a batch is prepared
-    loop_began, data_seconds = time.perf_counter(), 0.0
-    bar = tqdm(
-        range(start, settings.steps),
-        initial=start,
-        total=settings.steps,
-        desc="training",
-        unit="step",
-        disable=not progress,
-        file=sys.stderr,
-        mininterval=1.0 if sys.stderr.isatty() else 30.0,
-    )
-    for step in bar:
-        lr = learning_rate(step, settings)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        torch.manual_seed(seeding.torch_seed(seed, *key, "dropout", step))
-        gen = _generator(device, seeding.torch_seed(seed, *key, "loss", step))
-        waited = time.perf_counter()
-        tensors = to_tensors(stream.batch(step), device)
-        data_seconds += time.perf_counter() - waited
-        with torch.autocast("cuda", torch.bfloat16, enabled=bf16):
-            loss = loss_fn(model, tensors, gen)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {float(loss)} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if settings.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        opt.step()
+        start, rows, elapsed, running, running_n = 0, [], 0.0, 0.0, 0
+        if checkpoint.exists():
+            state = torch.load(checkpoint, map_location=device, weights_only=True)
+            if state.get("fingerprint") == fingerprint:
+                model.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+                if ema is not None:
+                    ema.load_state_dict(state["ema"])
+                start, rows, elapsed = state["step"], state["rows"], state["seconds"]
+                running, running_n = state["running"], state["running_n"]
+                log.info("resuming from %s at step %d", checkpoint, start)
+            else:
+                log.warning(
+                    "ignoring checkpoint %s: it belongs to another config or data", checkpoint
+                )
+        model.train()
         if ema is not None:
-            _ema_update(ema, model, settings.ema_decay)
-        running += loss.item()
-        running_n += 1
-        done = step + 1
-        if done % settings.val_every == 0 or done == settings.steps:
-            val = evaluate(
-                ema if ema is not None else model, loss_fn, val_batches(), device, seed, key, bf16
-            )
-            rows.append(
-                {
+            ema.eval()
+        t0 = time.perf_counter() - elapsed
+        # log only: wall time spent waiting for batches (read, index, copy to the device) against the
+        # whole loop, since this process started it; on CUDA the GPU idles while a batch is prepared
+        loop_began, data_seconds = time.perf_counter(), 0.0
+        bar = tqdm(
+            range(start, settings.steps),
+            initial=start,
+            total=settings.steps,
+            desc="training",
+            unit="step",
+            disable=not progress,
+            file=sys.stderr,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        )
+        for step in bar:
+            lr = learning_rate(step, settings)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(seeding.torch_seed(seed, *key, "dropout", step))
+            gen = _generator(device, seeding.torch_seed(seed, *key, "loss", step))
+            waited = time.perf_counter()
+            tensors = to_tensors(stream.batch(step), device)
+            data_seconds += time.perf_counter() - waited
+            with torch.autocast("cuda", torch.bfloat16, enabled=bf16):
+                loss = loss_fn(model, tensors, gen)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {float(loss)} at step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            opt.step()
+            if ema is not None:
+                _ema_update(ema, model, settings.ema_decay)
+            running += loss.item()
+            running_n += 1
+            done = step + 1
+            if done % settings.val_every == 0 or done == settings.steps:
+                val = evaluate(
+                    ema if ema is not None else model,
+                    loss_fn,
+                    val_batches(),
+                    device,
+                    seed,
+                    key,
+                    bf16,
+                )
+                rows.append(
+                    {
+                        "step": done,
+                        "train_loss": running / running_n,
+                        "val_loss": val,
+                        "lr": lr,
+                        "seconds": round(time.perf_counter() - t0, 3),
+                    }
+                )
+                running, running_n = 0.0, 0
+                _write_log(log_csv, rows)
+                bar.set_postfix(train=f"{rows[-1]['train_loss']:.3g}", val=f"{val:.3g}")
+                log.info(
+                    "step %d: train %.4g, val %.4g, lr %.3g", done, rows[-1]["train_loss"], val, lr
+                )
+                _log_data_wait(done, data_seconds, time.perf_counter() - loop_began)
+            if done % settings.checkpoint_every == 0 and done < settings.steps:
+                state = {
+                    "fingerprint": fingerprint,
                     "step": done,
-                    "train_loss": running / running_n,
-                    "val_loss": val,
-                    "lr": lr,
-                    "seconds": round(time.perf_counter() - t0, 3),
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "rows": rows,
+                    "running": running,
+                    "running_n": running_n,
+                    "seconds": time.perf_counter() - t0,
                 }
-            )
-            running, running_n = 0.0, 0
-            _write_log(log_csv, rows)
-            bar.set_postfix(train=f"{rows[-1]['train_loss']:.3g}", val=f"{val:.3g}")
-            log.info(
-                "step %d: train %.4g, val %.4g, lr %.3g", done, rows[-1]["train_loss"], val, lr
-            )
-            _log_data_wait(done, data_seconds, time.perf_counter() - loop_began)
-        if done % settings.checkpoint_every == 0 and done < settings.steps:
-            state = {
-                "fingerprint": fingerprint,
-                "step": done,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "rows": rows,
-                "running": running,
-                "running_n": running_n,
-                "seconds": time.perf_counter() - t0,
-            }
-            with atomic_path(checkpoint) as tmp:
-                torch.save(state, tmp)
-        if on_step is not None:
-            on_step(done)
-    bar.close()
-    return TrainResult(model, ema, rows)
+                with atomic_path(checkpoint) as tmp:
+                    torch.save(state, tmp)
+            if on_step is not None:
+                on_step(done)
+        bar.close()
+        return TrainResult(model, ema, rows)
 
 
 def train_and_save(
