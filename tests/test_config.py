@@ -91,6 +91,118 @@ def test_bad_config_names_the_key(default_config, schema, edit, pattern):
         validate_config(default_config, schema)
 
 
+def _override(split: str, **scene):
+    """Edit that gives dense split `split` the scene override `scene`."""
+    return lambda c: c["simulation"]["splits"][split].update(scene=scene)
+
+
+@pytest.mark.parametrize(
+    ("edit", "pattern"),
+    [
+        (
+            _override("phi_train", photons={"dist": "loguniform", "low": 100}),
+            r"'simulation\.splits\.phi_train\.scene\.photons'.*'loguniform'.*missing \['high'\]",
+        ),
+        (
+            _override("phi_train", photons={"dist": "loguniform", "low": 2000, "high": 100}),
+            r"'simulation\.splits\.phi_train\.scene\.photons\.low' \(2000\) exceeds "
+            r"simulation\.splits\.phi_train\.scene\.photons\.high \(100\)",
+        ),
+        (
+            _override("psi_train", photons={"dist": "gamma", "low": 1, "high": 2}),
+            r"'simulation\.splits\.psi_train\.scene\.photons\.dist' is 'gamma'; allowed",
+        ),
+        (
+            _override("phi_train", photons={"dist": "uniform", "low": -5, "high": 100}),
+            r"'simulation\.splits\.phi_train\.scene\.photons\.low' must be > 0",
+        ),
+        (
+            _override("phi_train", photon={"dist": "fixed", "value": 100}),
+            r"unknown config key\(s\) \['photon'\] in 'simulation\.splits\.phi_train\.scene'",
+        ),
+        (
+            _override("phi_train", n_emitters={"dist": "uniform", "low": 1}),
+            r"'simulation\.splits\.phi_train\.scene\.n_emitters'.*missing \['high'\]",
+        ),
+        (
+            _override("phi_train", n_emitters={"dist": "uniform", "low": 1.5, "high": 3}),
+            r"'simulation\.splits\.phi_train\.scene\.n_emitters\.low' must be of type integer",
+        ),
+        (
+            _override("test", disc_radius=9.0),
+            r"simulation\.splits\.test\.scene\.disc_radius \+ 3 \* psf\.sigma_x = 11\.76",
+        ),
+        (
+            _override("val", background={"dist": "loguniform", "low": 0, "high": 10}),
+            r"'simulation\.splits\.val\.scene\.background\.low' must be > 0.*'loguniform'",
+        ),
+        (
+            _override("val", background={"dist": "uniform", "low": 20, "high": 10}),
+            r"'simulation\.splits\.val\.scene\.background\.low' \(20\) exceeds",
+        ),
+        (
+            _override("val", background={"dist": "fixed", "value": -1.0}),
+            r"'simulation\.splits\.val\.scene\.background\.value' must be >= 0",
+        ),
+        (
+            _override("val", background={"dist": "lognormal", "value": 5}),
+            r"'simulation\.splits\.val\.scene\.background\.dist' is 'lognormal'",
+        ),
+        (
+            lambda c: c["scene"].update(background={"dist": "fixed", "value": 1.0}),
+            r"unknown config key\(s\) \['background'\] in 'scene'",
+        ),
+        (
+            lambda c: c["simulation"]["isolated"].update(scene={"disc_radius": 1.0}),
+            r"unknown config key\(s\) \['scene'\] in 'simulation\.isolated'",
+        ),
+        (
+            lambda c: c["simulation"]["splits"]["val"].update(scene=[1]),
+            r"'simulation\.splits\.val\.scene' must be of type object",
+        ),
+    ],
+)
+def test_bad_scene_override_names_the_full_key(default_config, schema, edit, pattern):
+    edit(default_config)
+    with pytest.raises(ConfigError, match=pattern):
+        validate_config(default_config, schema)
+
+
+def test_scene_override_replaces_keys_of_one_split_only(default_config, schema):
+    photons = {"dist": "loguniform", "low": 100, "high": 2000}
+    counts = {"dist": "uniform", "low": 1, "high": 15}
+    background = {"dist": "uniform", "low": 0.0, "high": 20.0}
+    before = {
+        name: config_hash(shard_config(default_config, name, 0)) for name in splits(default_config)
+    }
+    default_config["simulation"]["splits"]["phi_train"]["scene"] = {
+        "photons": photons,
+        "n_emitters": counts,
+        "background": background,
+    }
+    validate_config(default_config, schema)
+    out = splits(default_config)
+    assert out["phi_train"].scene == {
+        "disc_radius": default_config["scene"]["disc_radius"],
+        "n_emitters": counts,
+        "photons": photons,
+        "background": background,
+    }
+    assert out["phi_train"].photons == photons and out["phi_train"].n_emitters == counts
+    assert shard_config(default_config, "phi_train", 0)["scene"] == out["phi_train"].scene
+    for name in ("psi_train", "val", "test", "isolated_100", "isolated_2000"):
+        assert "background" not in out[name].scene
+    assert out["test"].photons == default_config["scene"]["photons"]
+    assert out["isolated_100"].photons == {"dist": "fixed", "value": 100}
+    after = {name: config_hash(shard_config(default_config, name, 0)) for name in out}
+    assert [name for name in out if after[name] != before[name]] == ["phi_train"]
+    # an override equal to the top-level scene is no change at all: same shards
+    default_config["simulation"]["splits"]["phi_train"]["scene"] = {
+        "photons": {"dist": "fixed", "value": 200}
+    }
+    assert config_hash(shard_config(default_config, "phi_train", 0)) == before["phi_train"]
+
+
 def test_unreadable_config_file_is_named(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("run: [unclosed")

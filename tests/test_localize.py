@@ -1,20 +1,26 @@
-"""Localisation: LoG detection on KDEs, sub-pixel refinement, matching and metrics."""
+"""Localisation: detection on KDEs (LoG, local maxima), sub-pixel refinement, matching, metrics."""
 
 import dataclasses
+import logging
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from diffloc.config import ConfigError, validate_config
+from conftest import tiny
+from diffloc.config import ConfigError, shard_config, validate_config
+from diffloc.data.files import read_table
 from diffloc.localize.detection import (
     DETECTION_COLUMNS,
+    DETECTORS,
     DetectorSettings,
     detect,
     detector_settings,
+    local_maxima,
     refine_offsets,
 )
+from diffloc.localize.jobs import localize
 from diffloc.localize.matching import (
     efficiency,
     localization_metrics,
@@ -22,6 +28,7 @@ from diffloc.localize.matching import (
     match_detections,
 )
 from diffloc.physics.kde import kde_images
+from diffloc.simulate.jobs import simulate
 
 S, L = 4, 20  # upsampling factor, LR image size
 
@@ -38,9 +45,9 @@ def _emitters(rows: list[tuple[int, int, float, float]]) -> pd.DataFrame:
     return frame.astype({"image": "int32", "emitter": "int32"})
 
 
-def _settings(config: dict, sigma_y: float, refine: str) -> DetectorSettings:
+def _settings(config: dict, sigma_y: float, refine: str, detector: str = "log") -> DetectorSettings:
     config["kde"]["sigma_y"] = sigma_y
-    return dataclasses.replace(detector_settings(config), refine=refine)
+    return dataclasses.replace(detector_settings(config), refine=refine, detector=detector)
 
 
 def _kdes(u: np.ndarray, v: np.ndarray, sigma_y: float) -> np.ndarray:
@@ -57,9 +64,14 @@ def test_detector_settings_are_the_authors_at_sigma_y_1_5_and_scale_with_sigma_y
         0.2,
         5,
     )
+    assert (s.detector, s.peaks_threshold, s.min_distance) == ("log", 0.2, 1)
     default_config["kde"]["sigma_y"] = 3.0
     s = detector_settings(default_config)
     assert (s.min_sigma, s.max_sigma) == (4.0, 6.0)
+    assert (s.peaks_threshold, s.min_distance) == (0.2, 1)  # not scaled
+    default_config["localize"].update(detector="peaks", peaks_threshold=0.3, min_distance=2)
+    s = detector_settings(default_config)
+    assert (s.detector, s.peaks_threshold, s.min_distance) == ("peaks", 0.3, 2)
 
 
 @pytest.mark.parametrize(
@@ -167,20 +179,27 @@ def test_empty_inputs_give_defined_metrics():
     m = localization_metrics(localization_table(no_dets, some_truths, 4, 108.3, 5.0), 2)
     assert (m["fn"], m["precision"], m["recall"], m["f1"], m["efficiency"]) == (2, 1, 0, 0, 0)
 
-    blank = detect(
-        np.zeros((3, 80, 80), np.float32), DetectorSettings(4, 6, 5, 0.2, 0.5, 5, "gaussian", 1)
-    )
-    assert len(blank) == 0 and dict(blank.dtypes.astype(str)) == DETECTION_COLUMNS
+    for detector in DETECTORS:
+        blank = detect(
+            np.zeros((3, 80, 80), np.float32),
+            DetectorSettings(4, 6, 5, 0.2, 0.5, 5, "gaussian", 1, detector=detector),
+        )
+        assert len(blank) == 0 and dict(blank.dtypes.astype(str)) == DETECTION_COLUMNS
 
 
 def test_bad_images_and_tables_fail_fast():
-    settings = DetectorSettings(4, 6, 5, 0.2, 0.5, 5, "gaussian", 1)
     bad = np.zeros((2, 80, 80), np.float32)
     bad[1, 3, 4] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        detect(bad, settings)
-    with pytest.raises(ValueError, match=r"\[N, H, W\].*\(80, 80\)"):
-        detect(np.zeros((80, 80)), settings)
+    for detector in DETECTORS:
+        settings = DetectorSettings(4, 6, 5, 0.2, 0.5, 5, "gaussian", 1, detector=detector)
+        with pytest.raises(ValueError, match="NaN"):
+            detect(bad, settings)
+        with pytest.raises(ValueError, match=r"\[N, H, W\].*\(80, 80\)"):
+            detect(np.zeros((80, 80)), settings)
+    with pytest.raises(ValueError, match="detector must be one of"):
+        DetectorSettings(4, 6, 5, 0.2, 0.5, 5, "gaussian", 1, detector="dog")
+    with pytest.raises(ValueError, match="min_distance >= 1"):
+        DetectorSettings(4, 6, 5, 0.2, 0.5, 5, "gaussian", 1, detector="peaks", min_distance=0)
     with pytest.raises(ValueError, match="refine"):
         DetectorSettings(4, 6, 5, 0.2, 0.5, 5, "spline", 1)
     with pytest.raises(ValueError, match="min_sigma <= max_sigma"):
@@ -196,23 +215,25 @@ def test_bad_images_and_tables_fail_fast():
         )
 
 
-def test_detection_sits_on_the_hr_pixel_centre_for_an_emitter_there(default_config):
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_detection_sits_on_the_hr_pixel_centre_for_an_emitter_there(default_config, detector):
     # LR (10.125, 9.875) -> HR (40.5, 39.5): the centre of HR pixel (40, 39)
     y = _kdes(np.array([[10.125]]), np.array([[9.875]]), 3.0)
     for refine in ("none", "gaussian", "centroid"):
-        found = detect(y, _settings(default_config, 3.0, refine))
+        found = detect(y, _settings(default_config, 3.0, refine, detector))
         assert found[["u_hr", "v_hr"]].to_numpy() == pytest.approx(np.array([[40.5, 39.5]]))
         assert found["intensity"].iloc[0] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("detector", DETECTORS)
 @pytest.mark.parametrize("sigma_y", [1.5, 3.0])
-def test_refinement_beats_hr_grid_quantisation_on_true_kdes(default_config, sigma_y):
+def test_refinement_beats_hr_grid_quantisation_on_true_kdes(default_config, sigma_y, detector):
     rng = np.random.default_rng(3)
     n = 200
     u, v = rng.uniform(8.0, 12.0, size=(2, n, 1))
     y = _kdes(u, v, sigma_y)
     truth = S * np.concatenate([u, v], axis=1)  # HR px
-    found = detect(y, _settings(default_config, sigma_y, "none"))
+    found = detect(y, _settings(default_config, sigma_y, "none", detector))
     assert found["image"].tolist() == list(range(n))  # one detection per image
     quantised = found[["u_hr", "v_hr"]].to_numpy()
     pixels = np.floor(quantised).astype(int)
@@ -273,3 +294,135 @@ def test_refinement_of_flat_and_empty_windows_is_zero():
             images, np.array([0, 1]), np.array([5, 0]), np.array([5, 9]), method, 1
         )
         assert du.tolist() == [0.0, 0.0] and dv.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+@pytest.mark.parametrize("sigma_y", [1.5, 3.0])
+def test_every_detector_finds_every_well_separated_emitter_to_0_05_hr_px(
+    default_config, sigma_y, detector
+):
+    # 3 x 3 grid, 4.5 sigma_y apart, each emitter jittered by <= 0.2 sigma_y per axis: the
+    # nearest neighbours stay > 4 sigma_y apart. True KDEs, the configured refinement (gaussian).
+    rng = np.random.default_rng(11)
+    n = 50
+    step = 4.5 * sigma_y / S  # LR px
+    grid = 10.0 + step * np.array([(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)])
+    pos = grid + rng.uniform(-0.2, 0.2, size=(n, 9, 2)) * sigma_y / S
+    near = np.linalg.norm(pos[:, :, None] - pos[:, None], axis=-1) + np.eye(9) * 1e9
+    assert near.min() * S > 4 * sigma_y
+    settings = _settings(default_config, sigma_y, "gaussian", detector)
+    found = detect(_kdes(pos[..., 0], pos[..., 1], sigma_y), settings)
+    emitters = _emitters([(i, k, *pos[i, k]) for i in range(n) for k in range(9)])
+    table = localization_table(found, emitters, S, 108.3, 5.0)
+    m = localization_metrics(table, len(emitters))
+    assert (m["tp"], m["fp"], m["fn"]) == (9 * n, 0, 0)
+    error_hr = table["error_nm"].to_numpy() * S / 108.3
+    assert error_hr.max() < 0.05
+
+
+MERGE_STEP = 0.05  # HR px between the separations scanned
+
+
+@pytest.mark.parametrize("centre", [40.5, 40.0], ids=["pixel_centre", "pixel_boundary"])
+@pytest.mark.parametrize("sigma_y", [1.5, 3.0])
+def test_merge_distance_of_two_equal_emitters_per_detector(default_config, sigma_y, centre):
+    # Two equal emitters along u, symmetric about `centre` (HR px: a pixel centre or a pixel
+    # boundary), at separations d from 6 sigma_y down to 0.5 sigma_y. The sum of two Gaussians
+    # of std s at distance d has one maximum when d <= 2s, so no detector may resolve them there;
+    # `peaks` resolves them as soon as the HR grid shows two maxima (within 0.5 HR px of 2s),
+    # the LoG (authors' scales) only from ~3.4-3.6 sigma_y. The merge distance is the largest d
+    # with one detection.
+    s = sigma_y
+    d = np.round(np.arange(6 * s, 0.5 * s - 1e-9, -MERGE_STEP), 6)  # HR px, large to small
+    u = np.stack([centre - d / 2, centre + d / 2], axis=1) / S
+    y = _kdes(u, np.full_like(u, 39.5 / S), s)
+    merge, peaks = {}, None
+    for detector in DETECTORS:
+        found = detect(y, _settings(default_config, s, "gaussian", detector))
+        counts = np.bincount(found["image"], minlength=len(d))
+        peaks = counts if detector == "peaks" else peaks
+        assert set(counts) <= {1, 2}, f"{detector}: counts {sorted(set(counts))}"
+        merge[detector] = d[counts == 1].max()
+        assert (counts[d <= 2 * s] == 1).all(), f"{detector} resolves a single maximum"
+        assert (counts[d >= 5 * s] == 2).all(), f"{detector} merges emitters 5 sigma_y apart"
+        assert merge[detector] >= 2 * s  # nothing resolves below the analytic limit
+    print(
+        f"sigma_y {s}, centre {centre} HR px: merge distance (HR px) "
+        + ", ".join(f"{k} {v:.2f} ({v / s:.2f} sigma_y)" for k, v in merge.items())
+        + f"; analytic 2 sigma_y = {2 * s}"
+    )
+    # peaks: two detections at every separation above its merge distance, one below (the LoG
+    # is ragged there: near a pixel boundary it splits, merges and splits again)
+    assert (peaks[d > merge["peaks"]] == 2).all() and (peaks[d <= merge["peaks"]] == 1).all()
+    assert abs(merge["peaks"] - 2 * s) <= 0.5
+    assert 3.3 * s <= merge["log"] <= 3.7 * s  # the module docstring's ~3.4-3.6 sigma_y
+
+
+def test_local_maxima_threshold_spacing_border_and_images():
+    images = np.zeros((3, 40, 40), np.float32)
+    images[0, 10, 10], images[0, 10, 13] = 1.0, 0.9  # 3 HR px apart
+    images[0, 20, 20], images[0, 30, 30] = 0.25, 0.26  # at and just above the threshold
+    images[0, 4, 20], images[0, 35, 20] = 1.0, 1.0  # 4 HR px from the edges
+    images[1, 10, 10] = 0.5  # a lower maximum at the same pixel in another image
+    found = {m: local_maxima(images, 0.25, m, 5) for m in (1, 2, 3)}
+    rows = {m: list(zip(*(a.tolist() for a in f), strict=True)) for m, f in found.items()}
+    assert rows[1] == rows[2] == [(0, 10, 10), (0, 10, 13), (0, 30, 30), (1, 10, 10)]
+    assert rows[3] == [(0, 10, 10), (0, 30, 30), (1, 10, 10)]  # 0.9 is within 3 px of 1.0
+    edge = list(zip(*(a.tolist() for a in local_maxima(images, 0.25, 1, 4)), strict=True))
+    assert (0, 4, 20) in edge and (0, 35, 20) in edge  # exclude_border 4 keeps row 4 and 35
+
+
+def test_a_saturated_plateau_is_one_peak_and_detections_do_not_leak_between_images(
+    default_config,
+):
+    # phi's HardTanh clips the brightest pixels to 1: a plateau of equal maxima, one detection
+    # per image, near the emitter; the stack gives the same detections as each image alone
+    u, v = np.array([[10.1], [10.3], [7.0]]), np.array([[9.9], [10.0], [12.2]])
+    y = np.minimum(1.0, 1.05 * _kdes(u, v, 3.0))
+    assert ((y == 1.0).sum(axis=(1, 2)) > 1).all()
+    settings = _settings(default_config, 3.0, "gaussian", "peaks")
+    found = detect(y, settings)
+    assert found["image"].tolist() == [0, 1, 2]
+    uv = found[["u_hr", "v_hr"]].to_numpy()
+    assert np.abs(uv - S * np.concatenate([u, v], axis=1)).max() < 0.6
+    alone = pd.concat([detect(y[i : i + 1], settings).assign(image=i) for i in range(3)])
+    assert alone.reset_index(drop=True).astype(DETECTION_COLUMNS).equals(found)
+    chunked = local_maxima(y, settings.peaks_threshold, 1, 5, chunk=2)
+    whole = local_maxima(y, settings.peaks_threshold, 1, 5)
+    assert all(np.array_equal(a, b) for a, b in zip(chunked, whole, strict=True))
+    assert found["sigma_hr"].isna().all() and (found["intensity"] == 1.0).all()
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_localize_job_names_the_detector_in_its_log_and_parquet_metadata(
+    default_config, tmp_path, caplog, detector
+):
+    config = tiny(default_config)
+    config["localize"]["detector"] = detector
+    npz, parquet = tmp_path / "test.npz", tmp_path / "test.parquet"
+    simulate(shard=shard_config(config, "test", 0), npz=str(npz), parquet=str(parquet))
+    caplog.set_level(logging.INFO, logger="diffloc.localize.jobs")
+    localize(
+        kde=[str(npz)],
+        npz=[str(npz)],
+        parquet=[str(parquet)],
+        table=tmp_path / "oracle.parquet",
+        metrics=tmp_path / "oracle.csv",
+        config={k: config[k] for k in ("localize", "kde", "geometry")},
+        source="oracle",
+        split="test",
+        photons=1000.0,
+    )
+    table, meta = read_table(tmp_path / "oracle.parquet")
+    assert meta["detector"] == detector and meta["settings"]["detector"] == detector
+    assert meta["localize"] == config["localize"] and (meta["source"], meta["split"]) == (
+        "oracle",
+        "test",
+    )
+    assert len(table) and {"u_hr", "truth", "shard"} <= set(table.columns)
+    lines = [r.getMessage() for r in caplog.records if r.name == "diffloc.localize.jobs"]
+    assert lines[0].startswith(f"detector {detector}: ")
+    assert sum(f"oracle on test (detector {detector}, " in line for line in lines) == 2
+    metrics = pd.read_csv(tmp_path / "oracle.csv")
+    assert "detector" not in metrics.columns  # the metrics tables do not name it yet (README)
+    assert (metrics["tp"] > 0).all()

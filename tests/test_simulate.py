@@ -4,11 +4,19 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from conftest import tiny
 from diffloc import seeding
-from diffloc.config import shard_config
+from diffloc.config import shard_config, splits
 from diffloc.data.shards import Scene
 from diffloc.physics.kde import kde_images
-from diffloc.simulate.scenes import sample_counts, sample_photons, sample_scene, simulate_shard
+from diffloc.simulate.jobs import simulate
+from diffloc.simulate.scenes import (
+    sample_background,
+    sample_counts,
+    sample_photons,
+    sample_scene,
+    simulate_shard,
+)
 
 
 def test_emitters_are_uniform_on_the_disc():
@@ -37,6 +45,7 @@ def test_a_square_instead_of_a_disc_would_fail_the_check():
         ({"dist": "fixed", "value": 10}, 10.0, (10, 10)),
         ({"dist": "poisson", "mean": 6.5}, 6.5, (0, None)),
         ({"dist": "uniform", "low": 2, "high": 5}, 3.5, (2, 5)),
+        ({"dist": "uniform", "low": 1, "high": 15}, 8.0, (1, 15)),
     ],
 )
 def test_count_distributions(spec, mean, support):
@@ -59,6 +68,93 @@ def test_photon_distributions(spec, median):
     photons = sample_photons(spec, (20000,), np.random.default_rng(2))
     assert np.median(photons) == pytest.approx(median, rel=0.02)
     assert np.all(photons > 0)
+
+
+def test_loguniform_photons_have_a_uniform_log():
+    photons = sample_photons(
+        {"dist": "loguniform", "low": 100.0, "high": 2000.0}, (20000,), np.random.default_rng(3)
+    )
+    assert photons.min() >= 100.0 and photons.max() <= 2000.0
+    lo, hi = np.log(100.0), np.log(2000.0)
+    assert stats.kstest(np.log(photons), stats.uniform(lo, hi - lo).cdf).pvalue > 1e-3
+    # E[i0] = (high - low) / log(high / low); the median is the geometric mean
+    assert photons.mean() == pytest.approx(1900.0 / np.log(20.0), rel=0.02)
+    assert np.median(photons) == pytest.approx(np.sqrt(100.0 * 2000.0), rel=0.03)
+    # the check has power: uniform photons on the same range fail it
+    flat = np.random.default_rng(3).uniform(100.0, 2000.0, 20000)
+    assert stats.kstest(np.log(flat), stats.uniform(lo, hi - lo).cdf).pvalue < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("spec", "mean", "support"),
+    [
+        ({"dist": "fixed", "value": 3.0}, 3.0, (3.0, 3.0)),
+        ({"dist": "uniform", "low": 0.0, "high": 20.0}, 10.0, (0.0, 20.0)),
+        ({"dist": "loguniform", "low": 1.0, "high": 50.0}, 49.0 / np.log(50.0), (1.0, 50.0)),
+    ],
+)
+def test_background_distributions(spec, mean, support):
+    b = sample_background(spec, 20000, np.random.default_rng(4))
+    assert b.shape == (20000,) and b.dtype == np.float64
+    assert b.mean() == pytest.approx(mean, abs=5 * max(b.std(), 1e-9) / np.sqrt(20000))
+    assert support[0] <= b.min() and b.max() <= support[1]
+    with pytest.raises(ValueError, match="background distribution 'lognormal'"):
+        sample_background(
+            {"dist": "lognormal", "median": 1.0, "sigma": 1.0}, 3, np.random.default_rng()
+        )
+
+
+def _shard_digests(config: dict, root) -> dict[str, bytes]:
+    """Every shard of every split of `config`, simulated and written under `root`: file bytes."""
+    out = {}
+    for name, spec in splits(config).items():
+        for shard in range(spec.n_shards):
+            npz, parquet = root / f"{name}_{shard}.npz", root / f"{name}_{shard}.parquet"
+            simulate(shard=shard_config(config, name, shard), npz=npz, parquet=parquet)
+            out[npz.name], out[parquet.name] = npz.read_bytes(), parquet.read_bytes()
+    return out
+
+
+def test_a_photon_override_changes_only_that_splits_shards(default_config, tmp_path):
+    config = tiny(default_config)
+    plain = _shard_digests(config, tmp_path / "plain")
+    photons = {"dist": "loguniform", "low": 100.0, "high": 2000.0}
+    config["simulation"]["splits"]["phi_train"]["scene"] = {"photons": photons}
+    override = _shard_digests(config, tmp_path / "override")
+    assert sorted(plain) == sorted(override)
+    changed = sorted(name for name in plain if plain[name] != override[name])
+    assert changed == [f"phi_train_{i}.{ext}" for i in range(3) for ext in ("npz", "parquet")]
+    a = simulate_shard(shard_config(config, "phi_train", 1))
+    assert a.metadata["config"]["scene"]["photons"] == photons
+    assert "background" not in a.metadata
+    i0 = a.emitters["photons"]
+    assert i0.min() >= 100.0 and i0.max() <= 2000.0 and i0.nunique() == len(i0)
+    # the photons are drawn after the positions: same emitters, same KDEs, other images
+    config["simulation"]["splits"]["phi_train"].pop("scene")
+    b = simulate_shard(shard_config(config, "phi_train", 1))
+    np.testing.assert_array_equal(a.emitters[["u_px", "v_px"]], b.emitters[["u_px", "v_px"]])
+    np.testing.assert_array_equal(a.y, b.y)
+    assert not np.array_equal(a.x, b.x)
+
+
+def test_per_image_background_is_drawn_recorded_and_seen_in_the_images(default_config):
+    default_config["simulation"]["splits"]["val"]["scene"] = {
+        "n_emitters": {"dist": "uniform", "low": 1, "high": 15},
+        "background": {"dist": "uniform", "low": 0.0, "high": 20.0},
+    }
+    shard = simulate_shard(shard_config(default_config, "val", 0))
+    b = np.asarray(shard.metadata["background"])
+    assert b.shape == (shard.n_images,)
+    assert stats.kstest(b, stats.uniform(0.0, 20.0).cdf).pvalue > 1e-3
+    counts = np.bincount(shard.emitters["image"], minlength=shard.n_images)
+    assert counts.min() == 1 and counts.max() == 15
+    # independent of the simulation code: photoelectrons above the emitters' photons, per
+    # pixel, estimate each image's background (std = sqrt(signal + 400 (b + w^2)) / 400)
+    signal = np.bincount(shard.emitters["image"], shard.emitters["photons"], shard.n_images)
+    excess = (shard.camera.photoelectrons(shard.x).sum(axis=(1, 2)) - signal) / 400.0
+    std = np.sqrt(signal + 400.0 * (b + 5.0)) / 400.0
+    assert np.all(np.abs(excess - b) < 5.0 * std)
+    assert np.corrcoef(excess, b)[0, 1] > 0.95
 
 
 def test_variable_counts_pad_with_zero_photons(default_config):

@@ -39,6 +39,12 @@ def digests(root):
     [
         (lambda c: c["camera"].update(preset="ccd"), "'camera.preset' is 'ccd'; allowed values"),
         (lambda c: c["scene"].update(disc_radius=9.0), "scene.disc_radius + 3 * psf.sigma_x"),
+        (
+            lambda c: c["simulation"]["splits"]["phi_train"].update(
+                scene={"photons": {"dist": "loguniform", "low": 100}}
+            ),
+            "config key 'simulation.splits.phi_train.scene.photons': dist 'loguniform' takes",
+        ),
     ],
 )
 def test_bad_config_stops_the_dry_run_before_any_job(tmp_path, tiny_config, edit, message):

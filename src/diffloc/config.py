@@ -15,8 +15,17 @@ DENSE_SPLITS_REQUIRED = ("phi_train", "psi_train", "val", "test")
 ISOLATED_PREFIX = "isolated_"
 DIST_PARAMS = {
     "n_emitters": {"fixed": ("value",), "poisson": ("mean",), "uniform": ("low", "high")},
-    "photons": {"fixed": ("value",), "uniform": ("low", "high"), "lognormal": ("median", "sigma")},
+    "photons": {
+        "fixed": ("value",),
+        "uniform": ("low", "high"),
+        "loguniform": ("low", "high"),
+        "lognormal": ("median", "sigma"),
+    },
+    "background": {"fixed": ("value",), "uniform": ("low", "high"), "loguniform": ("low", "high")},
 }
+# Keys of the top-level `scene`; a dense split's `scene` override may replace any of them and
+# may add `background` (per-image background; without it a split uses psf.background).
+SCENE_KEYS = ("disc_radius", "n_emitters", "photons")
 
 
 class ConfigError(ValueError):
@@ -86,22 +95,32 @@ def _exact_keys(key: str, kind: str, spec: dict, allowed: list, tag: str) -> Non
         )
 
 
+def _check_scene(prefix: str, scene: dict, config: dict) -> None:
+    """Checks of the scene keys in `scene` (the top-level `scene` or a split's override), named
+    `<prefix>.<key>`: disc inside the camera, distribution keys, low <= high."""
+    if "disc_radius" in scene:
+        half = config["geometry"]["lr_size"] / 2.0
+        reach = scene["disc_radius"] + 3.0 * config["psf"]["sigma_x"]
+        if reach > half:
+            raise ConfigError(
+                f"{prefix}.disc_radius + 3 * psf.sigma_x = {reach:g} LR px exceeds half the "
+                f"image (geometry.lr_size / 2 = {half:g}); emitters' PSFs would fall off the camera"
+            )
+    for name, table in DIST_PARAMS.items():
+        if name not in scene:
+            continue
+        spec, key = scene[name], f"{prefix}.{name}"
+        needed = table[spec["dist"]]
+        _exact_keys(key, f"dist '{spec['dist']}'", spec, list(needed), "dist")
+        if "low" in needed:
+            _at_most(f"{key}.low", spec["low"], f"{key}.high", spec["high"])
+        if spec["dist"] == "loguniform" and spec["low"] <= 0:
+            raise ConfigError(f"config key '{key}.low' must be > 0 for dist 'loguniform'")
+
+
 def check_consistency(config: dict) -> None:
     """Cross-field checks the schema cannot express; raise ConfigError naming the keys."""
-    geo, scene = config["geometry"], config["scene"]
-    half = geo["lr_size"] / 2.0
-    reach = scene["disc_radius"] + 3.0 * config["psf"]["sigma_x"]
-    if reach > half:
-        raise ConfigError(
-            f"scene.disc_radius + 3 * psf.sigma_x = {reach:g} LR px exceeds half the image "
-            f"(geometry.lr_size / 2 = {half:g}); emitters' PSFs would fall off the camera"
-        )
-    for name, table in DIST_PARAMS.items():
-        spec = scene[name]
-        needed = table[spec["dist"]]
-        _exact_keys(f"scene.{name}", f"dist '{spec['dist']}'", spec, list(needed), "dist")
-        if "low" in needed:
-            _at_most(f"scene.{name}.low", spec["low"], f"scene.{name}.high", spec["high"])
+    _check_scene("scene", config["scene"], config)
     for name, split in config["simulation"]["splits"].items():
         if name.startswith(ISOLATED_PREFIX):
             raise ConfigError(
@@ -110,6 +129,7 @@ def check_consistency(config: dict) -> None:
             )
         key = f"simulation.splits.{name}"
         _at_most(f"{key}.shard_size", split["shard_size"], f"{key}.n_images", split["n_images"])
+        _check_scene(f"{key}.scene", split.get("scene", {}), config)
     loc = config["localize"]
     _at_most("localize.min_sigma", loc["min_sigma"], "localize.max_sigma", loc["max_sigma"])
     iso = config["simulation"]["isolated"]
@@ -318,13 +338,23 @@ def load_config(path: str | Path, schema_path: str | Path) -> dict:
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """A named dataset: image count, shard size and its scene distributions."""
+    """A named dataset: image count, shard size and its scene (the `scene` of its shards:
+    disc_radius, n_emitters, photons and, where the split overrides it, background)."""
 
     name: str
     n_images: int
     shard_size: int
-    n_emitters: dict
-    photons: dict
+    scene: dict
+
+    @property
+    def n_emitters(self) -> dict:
+        """Distribution of emitters per image."""
+        return self.scene["n_emitters"]
+
+    @property
+    def photons(self) -> dict:
+        """Distribution of photons per emitter."""
+        return self.scene["photons"]
 
     @property
     def n_shards(self) -> int:
@@ -348,22 +378,26 @@ def isolated_split_name(photons: int) -> str:
 
 
 def splits(config: dict) -> dict[str, SplitSpec]:
-    """Every simulated split: the dense ones, then one isolated-emitter split per photon count."""
-    scene, sim = config["scene"], config["simulation"]
+    """Every simulated split: the dense ones, then one isolated-emitter split per photon count.
+
+    A dense split's scene is the top-level `scene` with the keys of its optional `scene`
+    override replaced (a distribution as a whole); isolated splits hold one emitter at their
+    photon count on the top-level disc, with psf.background."""
+    sim = config["simulation"]
+    base = {k: config["scene"][k] for k in SCENE_KEYS}
     out = {
-        name: SplitSpec(name, s["n_images"], s["shard_size"], scene["n_emitters"], scene["photons"])
+        name: SplitSpec(name, s["n_images"], s["shard_size"], {**base, **s.get("scene", {})})
         for name, s in sim["splits"].items()
     }
     iso = sim["isolated"]
     for photons in iso["photons"]:
         name = isolated_split_name(photons)
-        out[name] = SplitSpec(
-            name,
-            iso["n_images"],
-            iso["shard_size"],
-            {"dist": "fixed", "value": 1},
-            {"dist": "fixed", "value": photons},
-        )
+        scene = {
+            **base,
+            "n_emitters": {"dist": "fixed", "value": 1},
+            "photons": {"dist": "fixed", "value": photons},
+        }
+        out[name] = SplitSpec(name, iso["n_images"], iso["shard_size"], scene)
     return out
 
 
@@ -373,14 +407,9 @@ def shard_config(config: dict, split: str, shard: int) -> dict:
     if split not in all_splits:
         raise ConfigError(f"unknown split {split!r}; configured splits: {sorted(all_splits)}")
     spec = all_splits[split]
-    scene = {
-        "disc_radius": config["scene"]["disc_radius"],
-        "n_emitters": spec.n_emitters,
-        "photons": spec.photons,
-    }
     return {
         **{k: config[k] for k in ("seed", "geometry", "psf", "camera", "kde")},
-        "scene": scene,
+        "scene": spec.scene,
         "split": split,
         "shard": shard,
         "n_images": spec.shard_len(shard),

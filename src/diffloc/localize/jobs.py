@@ -1,11 +1,12 @@
 """Job functions of the localize stage: one per rule of workflow/rules/localize.smk."""
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import pandas as pd
 
-from diffloc.data.files import atomic_path, save_csv
+from diffloc.data.files import save_csv, save_table
 from diffloc.data.shards import read_emitters, read_shard, read_yhat
 from diffloc.localize.detection import detect, detector_settings
 from diffloc.localize.matching import CONVENTIONS, localization_metrics, localization_table
@@ -27,10 +28,12 @@ def localize(
     split: str,
     photons: float,
 ) -> None:
-    """Localise `split` on the `source` (phi | oracle) KDEs; write detections, metrics (nm)."""
+    """Localise `split` on the `source` (phi | oracle) KDEs with `localize.detector`; write the
+    detections (Parquet metadata `diffloc`: detector, settings) and the metrics (nm)."""
     # config: the localize, kde and geometry slices. The table keeps the one-to-one matching;
     # the metrics CSV has one row per matching convention.
     settings = detector_settings(config)
+    log.info("detector %s: %s", settings.detector, settings)
     upsample = config["geometry"]["upsample"]
     pixel_size_nm = config["geometry"]["pixel_size_nm"]
     radius_hr = config["localize"]["match_radius"]
@@ -59,9 +62,18 @@ def localize(
                 **scores,
             }
         )
-        log.info("%s on %s (%s): %s", source, split, convention, scores)
-    with atomic_path(table) as tmp:
-        pd.concat(tables["one_to_one"], ignore_index=True).to_parquet(tmp, index=False)
+        log.info(
+            "%s on %s (detector %s, %s): %s", source, split, settings.detector, convention, scores
+        )
+    # the metadata names the detector (the metrics CSV does not, yet: README, phi and localisation)
+    metadata = {
+        "detector": settings.detector,
+        "localize": config["localize"],
+        "settings": dataclasses.asdict(settings),
+        "source": source,
+        "split": split,
+    }
+    save_table(pd.concat(tables["one_to_one"], ignore_index=True), table, metadata)
     save_csv(pd.DataFrame(rows), metrics)
 
 

@@ -27,15 +27,26 @@ def sample_counts(spec: dict, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_photons(spec: dict, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Photons per emitter (float64) from a distribution (fixed | uniform | lognormal)."""
+    """Photons per emitter (float64) from a distribution (fixed | uniform | loguniform |
+    lognormal); loguniform: log(photons) uniform on [log low, log high]."""
     dist = spec["dist"]
     if dist == "fixed":
         return np.full(shape, float(spec["value"]))
     if dist == "uniform":
         return rng.uniform(spec["low"], spec["high"], size=shape)
+    if dist == "loguniform":
+        return np.exp(rng.uniform(np.log(spec["low"]), np.log(spec["high"]), size=shape))
     if dist == "lognormal":
         return spec["median"] * np.exp(spec["sigma"] * rng.standard_normal(shape))
     raise ValueError(f"unknown photon distribution {dist!r}")
+
+
+def sample_background(spec: dict, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Expected background photons per LR pixel, one per image [n] (float64), from a
+    distribution (fixed | uniform | loguniform, the photon distributions' parameters)."""
+    if spec["dist"] not in ("fixed", "uniform", "loguniform"):
+        raise ValueError(f"unknown background distribution {spec['dist']!r}")
+    return sample_photons(spec, (n,), rng)
 
 
 def sample_scene(
@@ -72,17 +83,23 @@ def make_camera(camera_cfg: dict, lr_size: int, seed: int) -> Camera:
 
 
 def render(
-    scene: Scene, camera: Camera, cfg: dict, rng: np.random.Generator
+    scene: Scene,
+    camera: Camera,
+    cfg: dict,
+    rng: np.random.Generator,
+    background: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Camera images x [N, H, W] (ADU) and KDEs y [N, sH, sW], both float32, for a scene."""
+    """Camera images x [N, H, W] (ADU) and KDEs y [N, sH, sW], both float32, for a scene;
+    background: photons per LR pixel of each image [N] (default: psf.background for all)."""
     geo = cfg["geometry"]
+    b = cfg["psf"]["background"] if background is None else background[:, None, None]
     omega = expected_counts(
         scene.u,
         scene.v,
         scene.photons,
         geo["lr_size"],
         cfg["psf"]["sigma_x"],
-        cfg["psf"]["background"],
+        b,
     )
     x = camera.sample(omega, rng).astype(np.float32)
     y = kde_images(
@@ -98,7 +115,11 @@ def render(
 
 
 def simulate_shard(shard_cfg: dict) -> Shard:
-    """Simulate one shard from its config (`diffloc.config.shard_config`); pure in its input."""
+    """Simulate one shard from its config (`diffloc.config.shard_config`); pure in its input.
+
+    With a `scene.background` distribution, each image's background is drawn after the
+    emitters (from the same stream) and listed in metadata["background"] (photons per LR
+    pixel, by image); without one, psf.background is used and nothing is added."""
     seed, split, shard = shard_cfg["seed"], shard_cfg["split"], shard_cfg["shard"]
     geo, scene_cfg = shard_cfg["geometry"], shard_cfg["scene"]
     key = ("simulate", split, shard)
@@ -113,7 +134,10 @@ def simulate_shard(shard_cfg: dict) -> Shard:
             scene_cfg["photons"],
             rng,
         )
-        x, y = render(scene, camera, shard_cfg, rng)
+        background = None
+        if "background" in scene_cfg:
+            background = sample_background(scene_cfg["background"], shard_cfg["n_images"], rng)
+        x, y = render(scene, camera, shard_cfg, rng, background)
     metadata = {
         "format": SHARD_FORMAT,
         "split": split,
@@ -125,4 +149,6 @@ def simulate_shard(shard_cfg: dict) -> Shard:
         "config": shard_cfg,
         "versions": versions(),
     }
+    if background is not None:
+        metadata["background"] = background.tolist()
     return Shard(x, y, camera, scene.to_frame(geo["pixel_size_nm"]), metadata)
