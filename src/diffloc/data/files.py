@@ -49,6 +49,10 @@ class McmcFileError(DataError):
     """An MCMC chunk file (`mcmc/`: chains, maps, diagnostics) is missing, corrupt or invalid."""
 
 
+class MovieError(DataError):
+    """A user's TIFF movie or camera-map file (`data.movies`) is missing, unreadable or invalid."""
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
