@@ -59,3 +59,36 @@ def test_a_gpu_allocated_but_unused_is_warned_about(monkeypatch, caplog):
 def test_parse_allocation_rejects_other_lines():
     with pytest.raises(ValueError, match="not an allocation line"):
         runtime.parse_allocation("INFO phi: 1234 parameters")
+
+
+def test_grouped_inputs_come_back_by_group_in_order():
+    named = {
+        "posterior__isolated_100": ["a0", "a1"],
+        "posterior__test": "t0",  # a single file comes back as a list
+        "maps__default__isolated_100": ["m0"],
+        "maps__paper__isolated_100": ["p0"],
+        "model": "psi.pt",
+    }
+    assert runtime.grouped(named, "posterior") == {"isolated_100": ["a0", "a1"], "test": ["t0"]}
+    assert list(runtime.grouped(named, "posterior")) == ["isolated_100", "test"]
+    assert runtime.grouped(named, "maps") == {
+        "default": {"isolated_100": ["m0"]},
+        "paper": {"isolated_100": ["p0"]},
+    }
+    with pytest.raises(KeyError, match=r"no inputs named npz__<group>.*'model'"):
+        runtime.grouped(named, "npz")
+
+
+def test_job_log_writes_records_and_the_traceback_of_a_failure(tmp_path):
+    path = tmp_path / "job.log"
+    with runtime.job_log(path) as log:
+        log.info("hello %d", 7)
+        logging.getLogger("diffloc.some.stage").warning("from a stage module")
+    with pytest.raises(ValueError, match="boom"), runtime.job_log(path):
+        raise ValueError("boom")
+    text = path.read_text()
+    assert "hello 7" in text and "from a stage module" in text
+    assert "job failed" in text and "ValueError: boom" in text and "Traceback" in text
+    # the handler is removed afterwards: later records do not reach the file
+    logging.getLogger("diffloc").warning("after the job")
+    assert "after the job" not in path.read_text()

@@ -14,7 +14,7 @@ from diffloc.data.models import load_model
 from diffloc.data.shards import read_shard
 from diffloc.phi.network import build_phi, phi_loss, predict_kde
 from diffloc.provenance import versions
-from diffloc.runtime import log_allocation, resolve_device
+from diffloc.runtime import log_allocation, resolve_device, torch_threads
 from diffloc.training.loop import TrainSettings, train_and_save
 from diffloc.training.pairs import phi_sources
 
@@ -78,21 +78,21 @@ def infer_phi(
 ) -> None:
     """Predict yhat (float32 [N, sH, sW] in [0, 1]) for every image of shard `npz` with phi, on
     `threads` torch CPU threads (pinned by the config: the float results depend on it)."""
-    torch.set_num_threads(threads)
-    start = time.perf_counter()
-    network, model_meta = load_model(model, lambda cfg: build_phi(cfg, cfg["upsample"]))
-    shard = read_shard(npz)
-    photons = shard.camera.photoelectrons(shard.x)
-    kde = predict_kde(network, photons, batch_size, resolve_device(device))
-    metadata = {
-        "n_images": shard.n_images,
-        "split": shard.metadata["split"],
-        "shard": shard.metadata["shard"],
-        "data_config_hash": shard.metadata["config_hash"],
-        "phi_fingerprint": model_meta["fingerprint"],
-        "versions": versions(),
-    }
-    save_npz(yhat, {"yhat": kde}, metadata)
-    log.info(
-        "%s: %d images in %.2f s -> %s", npz, shard.n_images, time.perf_counter() - start, yhat
-    )
+    with torch_threads(threads):
+        start = time.perf_counter()
+        network, model_meta = load_model(model, lambda cfg: build_phi(cfg, cfg["upsample"]))
+        shard = read_shard(npz)
+        photons = shard.camera.photoelectrons(shard.x)
+        kde = predict_kde(network, photons, batch_size, resolve_device(device))
+        metadata = {
+            "n_images": shard.n_images,
+            "split": shard.metadata["split"],
+            "shard": shard.metadata["shard"],
+            "data_config_hash": shard.metadata["config_hash"],
+            "phi_fingerprint": model_meta["fingerprint"],
+            "versions": versions(),
+        }
+        save_npz(yhat, {"yhat": kde}, metadata)
+        log.info(
+            "%s: %d images in %.2f s -> %s", npz, shard.n_images, time.perf_counter() - start, yhat
+        )

@@ -18,7 +18,7 @@ from diffloc.provenance import versions
 from diffloc.psi.diffusion import Sampler, build_psi, load_psi
 from diffloc.psi.posterior import sample_summaries
 from diffloc.psi.quality import posterior_quality
-from diffloc.runtime import log_allocation, resolve_device
+from diffloc.runtime import log_allocation, resolve_device, torch_threads
 from diffloc.training.batches import sequential_batches
 from diffloc.training.loop import TrainSettings, to_tensors, train_and_save
 from diffloc.training.pairs import psi_sources
@@ -114,55 +114,55 @@ def posterior(
     """Draw K posterior samples of psi for images [start, stop) = `images` of `split` (phi's
     yhat as condition, KDE units) and save their per-image summaries to `posterior`; torch runs on
     `sampler["threads"]` CPU threads (pinned by the config: the samples depend on it)."""
-    torch.set_num_threads(sampler["threads"])
-    start, stop = images
-    torch_device = resolve_device(device)
-    log_allocation(log, torch_device)
-    net, diffusion, meta = load_psi(model, torch_device)
-    method, k = Sampler.from_config(sampler), sampler["k"]
-    condition = torch.from_numpy(image_range(yhat, start, stop, lambda p: read_yhat(p)[0])).to(
-        torch_device
-    )
-    generator = torch.Generator(torch_device).manual_seed(
-        seeding.torch_seed(seed, "posterior", split, chunk)
-    )
-    began = time.perf_counter()
-    summaries = sample_summaries(
-        diffusion,
-        net,
-        condition,
-        generator,
-        method,
-        k,
-        sampler["batch_size"],
-        summary["quantiles"],
-        summary["raw_samples"],
-        progress=progress,
-        desc=f"posterior {split}/{chunk}",
-    )
-    seconds = time.perf_counter() - began
-    metadata = {
-        "set": split,
-        "chunk": chunk,
-        "images": [start, stop],
-        "n_images": stop - start,
-        "k": k,
-        "sampler": sampler,
-        "psi_fingerprint": meta["fingerprint"],
-        "seed_key": ["posterior", split, chunk],
-        "device": str(torch_device),
-        "versions": versions(),
-    }
-    save_posterior(posterior, summaries, metadata)
-    log.info(
-        "%s chunk %d: images %d..%d, K = %d, %.2f s per image",
-        split,
-        chunk,
-        start,
-        stop - 1,
-        k,
-        seconds / (stop - start),
-    )
+    with torch_threads(sampler["threads"]):
+        start, stop = images
+        torch_device = resolve_device(device)
+        log_allocation(log, torch_device)
+        net, diffusion, meta = load_psi(model, torch_device)
+        method, k = Sampler.from_config(sampler), sampler["k"]
+        condition = torch.from_numpy(image_range(yhat, start, stop, lambda p: read_yhat(p)[0])).to(
+            torch_device
+        )
+        generator = torch.Generator(torch_device).manual_seed(
+            seeding.torch_seed(seed, "posterior", split, chunk)
+        )
+        began = time.perf_counter()
+        summaries = sample_summaries(
+            diffusion,
+            net,
+            condition,
+            generator,
+            method,
+            k,
+            sampler["batch_size"],
+            summary["quantiles"],
+            summary["raw_samples"],
+            progress=progress,
+            desc=f"posterior {split}/{chunk}",
+        )
+        seconds = time.perf_counter() - began
+        metadata = {
+            "set": split,
+            "chunk": chunk,
+            "images": [start, stop],
+            "n_images": stop - start,
+            "k": k,
+            "sampler": sampler,
+            "psi_fingerprint": meta["fingerprint"],
+            "seed_key": ["posterior", split, chunk],
+            "device": str(torch_device),
+            "versions": versions(),
+        }
+        save_posterior(posterior, summaries, metadata)
+        log.info(
+            "%s chunk %d: images %d..%d, K = %d, %.2f s per image",
+            split,
+            chunk,
+            start,
+            stop - 1,
+            k,
+            seconds / (stop - start),
+        )
 
 
 def psi_metrics(
