@@ -31,6 +31,7 @@ include: "workflow/rules/localize.smk"
 include: "workflow/rules/psi.smk"
 include: "workflow/rules/mcmc.smk"
 include: "workflow/rules/calibration.smk"
+include: "workflow/rules/analyze.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -59,6 +60,6 @@ rule all:
 # Every model and metrics table, without the figures and the report.
 rule metrics_and_models:
     input:
-        f"{RUN}/models/phi.pt",
+        *[phi_model(sy) for sy in SIGMA_Y_AXIS],
         f"{RUN}/models/psi.pt",
         [f for f in STUDY_TARGETS if f.startswith(f"{METRICS}/")],

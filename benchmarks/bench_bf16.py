@@ -1,7 +1,7 @@
 """Does bf16 change psi's posterior? Mean and std of K samples, bf16 autocast vs fp32, same weights.
 
     python benchmarks/bench_bf16.py --model results/gpu/models/psi.pt \
-        --yhat results/gpu/yhat/test/0000.npz          # trained psi of config/gpu.yaml, on CUDA
+        --yhat results/gpu/yhat/sigma_y_3/test/0000.npz          # trained psi of config/gpu.yaml, on CUDA
     python benchmarks/bench_bf16.py --tiny             # the code path on the CPU, tiny random net
 
 For each sampler (the config's diffusion.sampler, by default dpmpp_2m 20, and the paper's
@@ -83,7 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(REPO / "config" / "gpu.yaml"))
     parser.add_argument("--model", help="psi weights (models/psi.pt); default: random weights")
-    parser.add_argument("--yhat", help="phi's yhat file (yhat/test/0000.npz); default: random")
+    parser.add_argument(
+        "--yhat", help="phi's yhat file (yhat/sigma_y_3/test/0000.npz); default: random"
+    )
     parser.add_argument("--images", type=int, default=4, help="images (first of --yhat)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-ancestral", action="store_true", help="the config's sampler only")

@@ -49,6 +49,7 @@ def tiny(config: dict, run: str = "tiny") -> dict:
     phi["model"].update(width=4, hr_width=2)
     phi["train"].update(steps=4, batch_size=4, warmup_steps=1, val_every=2, checkpoint_every=2)
     phi["infer_batch_size"] = 4
+    phi["targets"].update(photons=[200, 1000], recall_photons=[200])
     diffusion = config["diffusion"]
     diffusion["unet"].update(
         channels=8, multipliers=[1, 2], attention_resolutions=[20], norm_groups=4

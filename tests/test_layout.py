@@ -23,6 +23,7 @@ ORDER = [
     {"psi"},
     {"mcmc"},
     {"calibration"},
+    {"analyze"},
     {"figures"},
     {"report"},
 ]

@@ -57,13 +57,8 @@ def _kdes(u: np.ndarray, v: np.ndarray, sigma_y: float) -> np.ndarray:
 def test_detector_settings_are_the_authors_at_sigma_y_1_5_and_scale_with_sigma_y(default_config):
     default_config["kde"]["sigma_y"] = 1.5
     s = detector_settings(default_config)
-    assert (s.min_sigma, s.max_sigma, s.num_sigma, s.threshold, s.exclude_border) == (
-        2.0,
-        3.0,
-        5,
-        0.2,
-        5,
-    )
+    assert (s.min_sigma, s.max_sigma, s.num_sigma, s.exclude_border) == (2.0, 3.0, 5, 5)
+    assert s.threshold == default_config["localize"]["threshold"] == 0.1  # authors: 0.2
     assert (s.detector, s.peaks_threshold, s.min_distance) == ("log", 0.2, 1)
     default_config["kde"]["sigma_y"] = 3.0
     s = detector_settings(default_config)
@@ -394,7 +389,7 @@ def test_a_saturated_plateau_is_one_peak_and_detections_do_not_leak_between_imag
 
 
 @pytest.mark.parametrize("detector", DETECTORS)
-def test_localize_job_names_the_detector_in_its_log_and_parquet_metadata(
+def test_localize_job_names_the_detector_and_width_in_log_metadata_and_metrics(
     default_config, tmp_path, caplog, detector
 ):
     config = tiny(default_config)
@@ -412,6 +407,7 @@ def test_localize_job_names_the_detector_in_its_log_and_parquet_metadata(
         source="oracle",
         split="test",
         photons=1000.0,
+        sigma_y=config["kde"]["sigma_y"],
     )
     table, meta = read_table(tmp_path / "oracle.parquet")
     assert meta["detector"] == detector and meta["settings"]["detector"] == detector
@@ -422,7 +418,7 @@ def test_localize_job_names_the_detector_in_its_log_and_parquet_metadata(
     assert len(table) and {"u_hr", "truth", "shard"} <= set(table.columns)
     lines = [r.getMessage() for r in caplog.records if r.name == "diffloc.localize.jobs"]
     assert lines[0].startswith(f"detector {detector}: ")
-    assert sum(f"oracle on test (detector {detector}, " in line for line in lines) == 2
+    assert sum(f"oracle on test (sigma_y 3, detector {detector}, " in line for line in lines) == 2
     metrics = pd.read_csv(tmp_path / "oracle.csv")
-    assert "detector" not in metrics.columns  # the metrics tables do not name it yet (README)
-    assert (metrics["tp"] > 0).all()
+    assert (metrics["detector"] == detector).all() and (metrics["sigma_y_hr"] == 3.0).all()
+    assert meta["sigma_y_hr"] == 3.0 and (metrics["tp"] > 0).all()

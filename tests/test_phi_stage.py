@@ -28,12 +28,15 @@ def stage(tmp_path_factory):
     phi = config["phi"]
     train_phi(
         train=[f[0] for f in files["phi_train"]],
+        train_emitters=[f[1] for f in files["phi_train"]],
         val=[f[0] for f in files["val"]],
+        val_emitters=[f[1] for f in files["val"]],
         model=str(root / "phi.pt"),
         log_csv=str(root / "phi.csv"),
         phi=phi,
         seed=config["seed"],
         upsample=4,
+        sigma_y=config["kde"]["sigma_y"],
         checkpoint=str(root / "phi.ckpt"),
         progress=False,
     )
@@ -48,6 +51,7 @@ def test_training_writes_model_and_log_and_drops_the_checkpoint(stage):
     assert list(log["step"]) == [2, 4] and np.isfinite(log["val_loss"]).all()
     saved = torch.load(root / "phi.pt", weights_only=True)
     assert saved["metadata"]["network"] == "phi" and saved["config"]["upsample"] == 4
+    assert saved["metadata"]["sigma_y"] == 3.0
 
 
 def test_inference_writes_yhat_with_provenance(stage):
@@ -94,6 +98,7 @@ def test_localisation_sweep_targets_and_figure(stage):
                 source=source,
                 split=split,
                 photons=200.0,
+                sigma_y=3.0,
             )
             metrics.append(f"{out}.csv")
     oracle = pd.read_csv(root / "oracle_isolated_200.csv")
@@ -113,26 +118,36 @@ def test_localisation_sweep_targets_and_figure(stage):
         sigma_x=0.92,
         background=0.0,
         pixel_size_nm=108.3,
+        sigma_y=3.0,
+        detector="log",
     )
     rows = pd.read_csv(sweep)
     assert list(rows["photons"]) == [200, 1000]
+    assert (rows["sigma_y_hr"] == 3.0).all() and (rows["detector"] == "log").all()
     assert rows.loc[0, "crlb_nm"] > rows.loc[1, "crlb_nm"]  # more photons, tighter bound
-    targets = config["phi"]["targets"]
+    targets = {**config["phi"]["targets"], "photons": [200, 1000], "recall_photons": [200]}
     phi_targets(
         metrics=metrics,
-        sweep=str(sweep),
+        sweeps=[str(sweep)],
         localization=str(root / "loc.csv"),
+        sweep=str(root / "sweeps.csv"),
         checks=str(root / "targets.csv"),
         targets=targets,
         split="test",
     )
     checks = pd.read_csv(root / "targets.csv")
-    assert list(checks["target"]) == ["precision", "recall_gap", "rmse_over_crlb"]
+    assert list(checks["target"]) == [
+        "precision",
+        "recall_gap",
+        "rmse_over_crlb",
+        "rmse_over_crlb",
+        "isolated_recall",
+    ]  # no dense recall target: it is checked at recall_sigma_y (1.5) only
+    assert (checks["sigma_y_hr"] == 3.0).all() and (checks["detector"] == "log").all()
     fig5(
-        sweep=sweep,
+        sweep=root / "sweeps.csv",
         localization=root / "loc.csv",
         png=root / "fig5.png",
         pdf=root / "fig5.pdf",
-        sigma_y=3.0,
     )
     assert (root / "fig5.png").stat().st_size > 10_000 and (root / "fig5.pdf").is_file()

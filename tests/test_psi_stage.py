@@ -26,12 +26,15 @@ def stage(tmp_path_factory):
         files[split] = str(npz)
     train_phi(
         train=[files["phi_train"]],
+        train_emitters=[files["phi_train"].replace(".npz", ".parquet")],
         val=[files["val"]],
+        val_emitters=[files["val"].replace(".npz", ".parquet")],
         model=str(root / "phi.pt"),
         log_csv=str(root / "phi.csv"),
         phi=config["phi"],
         seed=config["seed"],
         upsample=4,
+        sigma_y=config["kde"]["sigma_y"],
         checkpoint=str(root / "phi.ckpt"),
         progress=False,
     )

@@ -7,7 +7,8 @@ from scipy import stats
 from conftest import tiny
 from diffloc import seeding
 from diffloc.config import shard_config, splits
-from diffloc.data.shards import Scene
+from diffloc.data.files import ShardError
+from diffloc.data.shards import Scene, read_shard, shard_kde
 from diffloc.physics.kde import kde_images
 from diffloc.simulate.jobs import simulate
 from diffloc.simulate.scenes import (
@@ -216,3 +217,28 @@ def test_scmos_camera_maps_are_shared_by_all_shards(default_config):
     assert a.gain.std() > 0
     expected = seeding.rng(default_config["seed"], "camera").standard_normal((20, 20))
     np.testing.assert_allclose(np.log(a.gain / 1.0) / 0.05, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("normalize", ["max", "peak"])
+def test_shard_kde_at_another_width_equals_the_shard_simulated_at_that_width(
+    default_config, tmp_path, normalize
+):
+    """phi at a second KDE width trains on KDEs re-rendered from the emitter table: they must be
+    the KDEs the simulator itself makes at that width (same seed, so same emitters)."""
+    config = tiny(default_config)
+    config["kde"]["normalize"] = normalize
+    config["scene"]["n_emitters"] = {"dist": "uniform", "low": 0, "high": 4}  # empty images too
+    shards = {}
+    for sigma_y in (3.0, 1.5):
+        config["kde"]["sigma_y"] = sigma_y
+        npz, parquet = tmp_path / f"{sigma_y}.npz", tmp_path / f"{sigma_y}.parquet"
+        simulate(shard=shard_config(config, "test", 0), npz=str(npz), parquet=str(parquet))
+        shards[sigma_y] = read_shard(npz, parquet)
+    wide, narrow = shards[3.0], shards[1.5]
+    assert np.array_equal(wide.x, narrow.x)  # the KDE width changes nothing but y
+    assert (wide.emitters.groupby("image").size() < 4).any()
+    assert shard_kde(wide, 3.0) is wide.y
+    assert np.array_equal(shard_kde(wide, 1.5), narrow.y)
+    assert np.array_equal(shard_kde(narrow, 3.0), wide.y)
+    with pytest.raises(ShardError, match=r"sigma_y = 1\.5 need its emitter table"):
+        shard_kde(read_shard(tmp_path / "3.0.npz"), 1.5)

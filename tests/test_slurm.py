@@ -214,12 +214,12 @@ def test_a_deterministic_failure_stops_the_run_once_and_names_its_log(
         (data / f"{shard}.parquet").write_bytes(b"not a parquet table")
     since = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
     started = time.monotonic()
-    target = "results/broken/localizations/oracle/test.parquet"
+    target = "results/broken/localizations/sigma_y_3/oracle/test.parquet"
     proc = run_profile(workdir, configfile, (target,), FAILURE_TIMEOUT_S)
     elapsed = time.monotonic() - started
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert elapsed < FAILURE_TIMEOUT_S
-    log = "results/broken/logs/localize/oracle/test.log"
+    log = "results/broken/logs/sigma_y_3/localize/oracle/test.log"
     assert log in proc.stdout, proc.stdout[-3000:]
     text = (workdir / log).read_text()
     assert "0000.npz: corrupt or truncated file" in text and REBUILD_HINT in text, text[-2000:]

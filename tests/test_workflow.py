@@ -75,7 +75,8 @@ def test_models_and_metrics_do_not_depend_on_cores_and_rerun_bit_identically(tmp
         }
 
     a, b = files(one), files(two)
-    assert {"models/phi.pt", "models/psi.pt", "metrics/calibration_ablation.csv"} <= set(a)
+    phi = {f"models/sigma_y_{s:g}/phi.pt" for s in tiny_config["localize"]["sigma_y_axis"]}
+    assert phi | {"models/psi.pt", "metrics/calibration_ablation.csv"} <= set(a)
     assert sorted(a) == sorted(b)
     differ = [name for name in a if a[name] != b[name]]
     assert not differ, f"differ between --cores 1 and --cores 2: {differ}"

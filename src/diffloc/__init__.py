@@ -15,6 +15,7 @@ subpackage per stage, each with a `jobs` module holding one keyword-only functio
   psi           conditional diffusion on yhat: U-Net, schedules, samplers, posterior summaries
   mcmc          exact reference posterior of isolated emitters, push-forward to KDE variance
   calibration   psi's uncertainty against MCMC and the truth, sampler ablation, targets
+  analyze       a user's TIFF movie -> localisations with uncertainty, exports, renders, CLI
   figures       one pure function per figure (figure1 ... figure7) and their jobs
   report        dataset summary, run info and the HTML report
 """

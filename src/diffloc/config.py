@@ -139,11 +139,27 @@ def check_consistency(config: dict) -> None:
         "simulation.isolated.n_images",
         iso["n_images"],
     )
-    missing_photons = sorted(set(config["phi"]["targets"]["photons"]) - set(iso["photons"]))
-    if missing_photons:
+    targets = config["phi"]["targets"]
+    for name in ("photons", "recall_photons"):
+        missing_photons = sorted(set(targets[name]) - set(iso["photons"]))
+        if missing_photons:
+            raise ConfigError(
+                f"config key 'phi.targets.{name}' names photon counts {missing_photons} that "
+                f"simulation.isolated.photons ({iso['photons']}) does not simulate"
+            )
+    axis = loc["sigma_y_axis"]
+    for key, value in (
+        ("kde.sigma_y", config["kde"]["sigma_y"]),
+        ("phi.targets.recall_sigma_y", targets["recall_sigma_y"]),
+    ):
+        if value not in axis:
+            raise ConfigError(
+                f"config key '{key}' ({value}) must be one of localize.sigma_y_axis ({axis})"
+            )
+    tags = [sigma_y_tag(s) for s in axis]
+    if len(set(tags)) < len(tags):
         raise ConfigError(
-            f"config key 'phi.targets.photons' names photon counts {missing_photons} that "
-            f"simulation.isolated.photons ({iso['photons']}) does not simulate"
+            f"config key 'localize.sigma_y_axis': values {axis} share a path tag {tags}"
         )
     post, test_n = config["posterior"], config["simulation"]["splits"]["test"]["n_images"]
     _at_most(
@@ -414,6 +430,11 @@ def shard_config(config: dict, split: str, shard: int) -> dict:
         "shard": shard,
         "n_images": spec.shard_len(shard),
     }
+
+
+def sigma_y_tag(sigma_y: float) -> str:
+    """The path tag of a KDE width (HR px): `sigma_y_1.5`, `sigma_y_3`."""
+    return f"sigma_y_{sigma_y:g}"
 
 
 def config_hash(obj: Any) -> str:

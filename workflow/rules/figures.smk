@@ -70,7 +70,7 @@ rule fig3:
     input:
         model=f"{RUN}/models/psi.pt",
         npz=f"{RUN}/data/test/0000.npz",
-        yhat=f"{RUN}/yhat/test/0000.npz",
+        yhat=yhat_files("test")[0],
     output:
         png=report_item(
             f"{FIGURES}/fig3.png",
@@ -135,11 +135,9 @@ rule fig5:
             f"{FIGURES}/fig5.png",
             "fig5",
             "Figures",
-            labels={"figure": "5", "shows": "localisation error vs CRLB"},
+            labels={"figure": "5", "shows": "localisation vs CRLB and KDE width"},
         ),
         pdf=f"{FIGURES}/fig5.pdf",
-    params:
-        sigma_y=config["kde"]["sigma_y"],
     log:
         f"{RUN}/logs/fig5.log",
     benchmark:

@@ -1,5 +1,6 @@
-# phi's evaluation: LoG localisation on yhat and (oracle) on the true y0, the photon sweep
-# against the Cramer-Rao bound and phi's target checks (Figure 5: figures.smk).
+# phi's evaluation at every KDE width of localize.sigma_y_axis: detection (localize.detector)
+# on yhat and (oracle) on the true y0, the photon sweep against the Cramer-Rao bound and phi's
+# target checks (Figure 5: figures.smk).
 
 
 include: "paths/localize.smk"
@@ -11,18 +12,20 @@ rule localize:
         npz=lambda wc: shard_files(wc.split, "npz"),
         parquet=lambda wc: shard_files(wc.split, "parquet"),
     output:
-        table=f"{RUN}/localizations/{{source}}/{{split}}.parquet",
-        metrics=f"{METRICS}/localization/{{source}}/{{split}}.csv",
+        table=f"{RUN}/localizations/{{sigma_y}}/{{source}}/{{split}}.parquet",
+        metrics=f"{METRICS}/localization/{{sigma_y}}/{{source}}/{{split}}.csv",
     params:
         config={k: config[k] for k in ("localize", "kde", "geometry")},
         photons=lambda wc: split_photons(wc.split),
+        sigma_y=lambda wc: SIGMA_Y_AXIS[wc.sigma_y],
     wildcard_constraints:
+        sigma_y=SIGMA_Y_PATTERN,
         source="phi|oracle",
         split="|".join(LOCALIZE_SPLITS),
     log:
-        f"{RUN}/logs/localize/{{source}}/{{split}}.log",
+        f"{RUN}/logs/{{sigma_y}}/localize/{{source}}/{{split}}.log",
     benchmark:
-        f"{RUN}/benchmarks/localize/{{source}}/{{split}}.tsv"
+        f"{RUN}/benchmarks/{{sigma_y}}/localize/{{source}}/{{split}}.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -37,22 +40,29 @@ rule photon_sweep:
     input:
         unpack(
             lambda wc: grouped_inputs(
-                tables={s: [f"{RUN}/localizations/phi/{s}.parquet"] for s in ISOLATED_SPLITS},
+                tables={
+                    s: [f"{RUN}/localizations/{wc.sigma_y}/phi/{s}.parquet"]
+                    for s in ISOLATED_SPLITS
+                },
                 npz={s: shard_files(s, "npz") for s in ISOLATED_SPLITS},
                 parquet={s: shard_files(s, "parquet") for s in ISOLATED_SPLITS},
             )
         ),
     output:
-        sweep=report_item(f"{METRICS}/photon_sweep.csv", "photon_sweep", "Metrics"),
+        sweep=f"{METRICS}/photon_sweep/{{sigma_y}}.csv",
     params:
         photons={s: SPLITS[s].photons["value"] for s in ISOLATED_SPLITS},
         sigma_x=config["psf"]["sigma_x"],
         background=config["psf"]["background"],
         pixel_size_nm=config["geometry"]["pixel_size_nm"],
+        sigma_y=lambda wc: SIGMA_Y_AXIS[wc.sigma_y],
+        detector=config["localize"]["detector"],
+    wildcard_constraints:
+        sigma_y=SIGMA_Y_PATTERN,
     log:
-        f"{RUN}/logs/photon_sweep.log",
+        f"{RUN}/logs/{{sigma_y}}/photon_sweep.log",
     benchmark:
-        f"{RUN}/benchmarks/photon_sweep.tsv"
+        f"{RUN}/benchmarks/{{sigma_y}}/photon_sweep.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -65,14 +75,11 @@ rule photon_sweep:
 
 rule phi_targets:
     input:
-        metrics=[
-            f"{METRICS}/localization/{source}/{split}.csv"
-            for source in ("phi", "oracle")
-            for split in LOCALIZE_SPLITS
-        ],
-        sweep=f"{METRICS}/photon_sweep.csv",
+        metrics=localization_metrics_files(),
+        sweeps=[f"{METRICS}/photon_sweep/{sy}.csv" for sy in SIGMA_Y_AXIS],
     output:
         localization=report_item(f"{METRICS}/localization.csv", "localization", "Metrics"),
+        sweep=report_item(f"{METRICS}/photon_sweep.csv", "photon_sweep", "Metrics"),
         checks=report_item(f"{METRICS}/phi_targets.csv", "phi_targets", "Metrics"),
     params:
         targets=config["phi"]["targets"],

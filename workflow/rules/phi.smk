@@ -1,4 +1,5 @@
-# phi: train the KDE network on phi_train, then predict yhat for every split later stages use.
+# phi: train the KDE network on phi_train at each KDE width of localize.sigma_y_axis, then
+# predict yhat for every split later stages use.
 
 
 include: "paths/phi.smk"
@@ -7,19 +8,29 @@ include: "paths/phi.smk"
 rule train_phi:
     input:
         train=shard_files("phi_train", "npz"),
+        train_emitters=shard_files("phi_train", "parquet"),
         val=shard_files("val", "npz"),
+        val_emitters=shard_files("val", "parquet"),
     output:
-        model=f"{RUN}/models/phi.pt",
-        log_csv=report_item(f"{RUN}/logs/phi_train.csv", "phi_train", "Training"),
+        model=f"{RUN}/models/{{sigma_y}}/phi.pt",
+        log_csv=report_item(
+            f"{RUN}/logs/{{sigma_y}}/phi_train.csv",
+            "phi_train",
+            "Training",
+            targets=[f"{RUN}/logs/{sy}/phi_train.csv" for sy in SIGMA_Y_AXIS],
+        ),
     params:
         phi=config["phi"],
         seed=config["seed"],
         upsample=config["geometry"]["upsample"],
-        checkpoint=f"{RUN}/models/phi.ckpt",
+        sigma_y=lambda wc: SIGMA_Y_AXIS[wc.sigma_y],
+        checkpoint=f"{RUN}/models/{{sigma_y}}/phi.ckpt",
+    wildcard_constraints:
+        sigma_y=SIGMA_Y_PATTERN,
     log:
-        f"{RUN}/logs/train_phi.log",
+        f"{RUN}/logs/{{sigma_y}}/train_phi.log",
     benchmark:
-        f"{RUN}/benchmarks/train_phi.tsv"
+        f"{RUN}/benchmarks/{{sigma_y}}/train_phi.tsv"
     threads: config["phi"]["train"]["threads"]
     resources:
         gpu=1,
@@ -33,20 +44,21 @@ rule train_phi:
 
 rule infer_phi:
     input:
-        model=f"{RUN}/models/phi.pt",
+        model=f"{RUN}/models/{{sigma_y}}/phi.pt",
         npz=f"{RUN}/data/{{split}}/{{shard}}.npz",
     output:
-        yhat=f"{RUN}/yhat/{{split}}/{{shard}}.npz",
+        yhat=f"{RUN}/yhat/{{sigma_y}}/{{split}}/{{shard}}.npz",
     params:
         batch_size=config["phi"]["infer_batch_size"],
         device=config["phi"]["train"]["device"],
         threads=config["phi"]["infer_threads"],
     wildcard_constraints:
+        sigma_y=SIGMA_Y_PATTERN,
         split="|".join(YHAT_SPLITS),
     log:
-        f"{RUN}/logs/infer_phi/{{split}}/{{shard}}.log",
+        f"{RUN}/logs/{{sigma_y}}/infer_phi/{{split}}/{{shard}}.log",
     benchmark:
-        f"{RUN}/benchmarks/infer_phi/{{split}}/{{shard}}.tsv"
+        f"{RUN}/benchmarks/{{sigma_y}}/infer_phi/{{split}}/{{shard}}.tsv"
     threads: config["phi"]["infer_threads"]
     resources:
         mem_mb=2000,

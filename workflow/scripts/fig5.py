@@ -10,5 +10,4 @@ with job_log(smk.log[0]):
         localization=smk.input.localization,
         png=smk.output.png,
         pdf=smk.output.pdf,
-        sigma_y=smk.params.sigma_y,
     )

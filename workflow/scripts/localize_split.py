@@ -15,4 +15,5 @@ with job_log(smk.log[0]):
         source=smk.wildcards.source,
         split=smk.wildcards.split,
         photons=smk.params.photons,
+        sigma_y=smk.params.sigma_y,
     )

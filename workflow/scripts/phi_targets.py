@@ -7,8 +7,9 @@ smk = snakemake  # noqa: F821
 with job_log(smk.log[0]):
     phi_targets(
         metrics=list(smk.input.metrics),
-        sweep=smk.input.sweep,
+        sweeps=list(smk.input.sweeps),
         localization=smk.output.localization,
+        sweep=smk.output.sweep,
         checks=smk.output.checks,
         targets=smk.params.targets,
         split=smk.params.split,

@@ -14,4 +14,6 @@ with job_log(smk.log[0]):
         sigma_x=smk.params.sigma_x,
         background=smk.params.background,
         pixel_size_nm=smk.params.pixel_size_nm,
+        sigma_y=smk.params.sigma_y,
+        detector=smk.params.detector,
     )

@@ -7,11 +7,14 @@ smk = snakemake  # noqa: F821
 with job_log(smk.log[0]):
     train_phi(
         train=list(smk.input.train),
+        train_emitters=list(smk.input.train_emitters),
         val=list(smk.input.val),
+        val_emitters=list(smk.input.val_emitters),
         model=smk.output.model,
         log_csv=smk.output.log_csv,
         phi=smk.params.phi,
         seed=smk.params.seed,
         upsample=smk.params.upsample,
+        sigma_y=smk.params.sigma_y,
         checkpoint=smk.params.checkpoint,
     )

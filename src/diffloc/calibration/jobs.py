@@ -137,7 +137,8 @@ def calibration_localization(
     levels: list[float],
     samples: int,
 ) -> None:
-    """Spread of detections over posterior samples against errors, sqrt(CRLB), MCMC std (nm)."""
+    """Spread of detections (`localize.detector`, named in every row) over posterior samples
+    against errors, sqrt(CRLB), MCMC std (nm)."""
     settings = detector_settings(config)
     geo, psf = config["geometry"], config["psf"]
     nm = geo["pixel_size_nm"] / geo["upsample"]
@@ -151,7 +152,8 @@ def calibration_localization(
         split_tracks = localization_tracks(
             drawn, post["mean"], emitters, settings, radius, geo["upsample"], levels
         )
-        row = {"set": split, "photons": photons[split], "n_images": n}
+        row = {"set": split, "photons": photons[split], "detector": settings.detector}
+        row["n_images"] = n
         row["samples"] = drawn.shape[1]
         row.update(localization_summary(split_tracks, len(emitters), levels, nm))
         if diagnostics.get(split):
@@ -254,12 +256,13 @@ def calibration_ablation(
 def calibration_targets(
     *, mcmc: str | Path, coverage: str | Path, csv: str | Path, targets: dict
 ) -> None:
-    """Check the std ratio to MCMC (beta = 1) and the coverage targets; one row per check."""
+    """Check the std ratio to MCMC (beta = 1, per photon count; the pooled median is reported,
+    not judged) and the coverage targets; one row per check."""
     checks = target_checks(pd.read_csv(mcmc), pd.read_csv(coverage), targets)
     for row in checks.itertuples():
         log.info(
             "%s %s: %.4g in [%.4g, %.4g]",
-            "PASS" if row.passed else "FAIL",
+            ("PASS" if row.passed else "FAIL") if row.judged else "REPORTED",
             row.description,
             row.measured,
             row.low,

@@ -18,6 +18,7 @@ from diffloc.data.files import (
     save_table,
 )
 from diffloc.physics.camera import Camera
+from diffloc.physics.kde import kde_from_emitters
 
 # Emitter table: one row per emitter; positions in LR pixels from the image corner (pixel i
 # covers [i, i+1)) and in nm; u is the first image axis (rows), v the second (columns).
@@ -211,3 +212,27 @@ def image_range(paths: list[str | Path], start: int, stop: int, read) -> np.ndar
     if stop > offset or start < 0 or start >= stop:
         raise ValueError(f"images [{start}, {stop}) are not all in the {offset} images of {paths}")
     return np.concatenate(out)
+
+
+def shard_kde(shard: Shard, sigma_y: float) -> np.ndarray:
+    """The shard's true KDEs [N, sH, sW] (KDE units) at kernel width `sigma_y` (HR px): its stored
+    y when it was simulated at that width, else rendered from its emitter table the same way."""
+    cfg = shard.metadata["config"]
+    if cfg["kde"]["sigma_y"] == sigma_y:
+        return shard.y
+    if shard.emitters is None:
+        raise ShardError(
+            f"shard {shard.metadata['split']}/{shard.metadata['shard']}: its KDEs at sigma_y = "
+            f"{sigma_y:g} need its emitter table (read the shard with its Parquet file)"
+        )
+    geometry, emitters = cfg["geometry"], shard.emitters
+    return kde_from_emitters(
+        emitters["image"].to_numpy(),
+        emitters["u_px"].to_numpy(),
+        emitters["v_px"].to_numpy(),
+        shard.n_images,
+        geometry["lr_size"],
+        geometry["upsample"],
+        sigma_y,
+        cfg["kde"]["normalize"],
+    )

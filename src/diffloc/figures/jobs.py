@@ -183,12 +183,10 @@ def fig4(
     log.info("Figure 4 from %d test images (K = %s) -> %s, %s", len(x), k, png, pdf)
 
 
-def fig5(
-    *, sweep: str | Path, localization: str | Path, png: str | Path, pdf: str | Path, sigma_y: float
-) -> None:
-    """Figure 5 (phi's localisation error in nm vs sqrt(CRLB); detection on dense test images)
-    as PNG and PDF; `sigma_y` is the KDE width in HR px, shown in the title."""
-    fig = figure5(pd.read_csv(sweep), pd.read_csv(localization), FIG5_SPLIT, sigma_y)
+def fig5(*, sweep: str | Path, localization: str | Path, png: str | Path, pdf: str | Path) -> None:
+    """Figure 5 (phi's localisation error in nm vs sqrt(CRLB); detection on dense test images,
+    both per KDE width) as PNG and PDF."""
+    fig = figure5(pd.read_csv(sweep), pd.read_csv(localization), FIG5_SPLIT)
     save_figure(fig, png, pdf)
     log.info("Figure 5 from %s and %s -> %s, %s", sweep, localization, png, pdf)
 

@@ -84,11 +84,13 @@ class DetectorSettings:
             raise ValueError(f"need num_sigma >= 1, window >= 1, exclude_border >= 0: {self}")
 
 
-def detector_settings(config: dict) -> DetectorSettings:
-    """Detector settings from `config['localize']`, LoG sigmas scaled by kde.sigma_y / reference_sigma_y
-    (`min_distance` and the thresholds are not scaled)."""
+def detector_settings(config: dict, sigma_y: float | None = None) -> DetectorSettings:
+    """Detector settings from `config['localize']` for KDEs of kernel width `sigma_y` (HR px;
+    default kde.sigma_y): LoG sigmas scaled by sigma_y / reference_sigma_y (`min_distance` and
+    the thresholds are not scaled)."""
     loc = config["localize"]
-    scale = config["kde"]["sigma_y"] / loc["reference_sigma_y"]
+    sigma_y = config["kde"]["sigma_y"] if sigma_y is None else sigma_y
+    scale = sigma_y / loc["reference_sigma_y"]
     return DetectorSettings(
         min_sigma=loc["min_sigma"] * scale,
         max_sigma=loc["max_sigma"] * scale,

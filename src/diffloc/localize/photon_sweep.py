@@ -9,8 +9,11 @@ from diffloc.physics.camera import Camera
 from diffloc.physics.crlb import crlb
 
 SWEEP_COLUMNS = (
+    "sigma_y_hr",
+    "detector",
     "photons",
     "n_emitters",
+    "precision",
     "recall",
     "rmse_u_nm",
     "rmse_v_nm",
@@ -31,7 +34,8 @@ def sweep_row(
     background: float,
     pixel_size_nm: float,
 ) -> dict[str, float]:
-    """One photon count: RMSE of matched detections (nm) and sqrt of the mean CRLB (nm).
+    """One photon count: precision, recall and RMSE of matched detections (nm) and sqrt of the
+    mean CRLB (nm).
 
     The CRLB treats the photon count as a nuisance parameter (phi does not know it) and is
     averaged as a variance over the set's emitters, so `rmse_over_crlb` compares like with like:
@@ -49,12 +53,14 @@ def sweep_row(
     var_u, var_v = (var[:, i].mean() * pixel_size_nm**2 for i in (0, 1))
     matched = table[table["truth"] >= 0]
     found = len(matched[["image", "truth"]].drop_duplicates())
+    precision = len(matched) / len(table) if len(table) else math.nan
     rmse_u = math.sqrt(np.mean(matched["du_nm"] ** 2)) if len(matched) else math.nan
     rmse_v = math.sqrt(np.mean(matched["dv_nm"] ** 2)) if len(matched) else math.nan
     rmse, bound = math.hypot(rmse_u, rmse_v), math.sqrt(var_u + var_v)
     return {
         "photons": photons,
         "n_emitters": len(emitters),
+        "precision": precision,
         "recall": found / len(emitters),
         "rmse_u_nm": rmse_u,
         "rmse_v_nm": rmse_v,

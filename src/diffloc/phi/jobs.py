@@ -24,21 +24,26 @@ log = logging.getLogger(__name__)
 def train_phi(
     *,
     train: list[str],
+    train_emitters: list[str],
     val: list[str],
+    val_emitters: list[str],
     model: str | Path,
     log_csv: str | Path,
     phi: dict,
     seed: int,
     upsample: int,
+    sigma_y: float,
     checkpoint: str | Path,
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
 ) -> None:
-    """Train phi on `train` shards, validated on `val`; save weights, loss log (MSE per step)."""
+    """Train phi on `train` shards, validated on `val`, towards true KDEs of kernel width
+    `sigma_y` (HR px; rendered from the emitter tables where the shards hold another width);
+    save weights, loss log (MSE per step)."""
     settings = TrainSettings.from_config(phi["train"])
     log_allocation(log, resolve_device(settings.device))
     data_hashes = [load_npz(p, ())[1]["config_hash"] for p in (*train, *val)]
-    fingerprint = config_hash({"phi": phi, "seed": seed, "data": data_hashes})
+    fingerprint = config_hash({"phi": phi, "seed": seed, "data": data_hashes, "sigma_y": sigma_y})
     torch.manual_seed(seeding.torch_seed(seed, "phi", "init"))  # weight initialisation
     network = build_phi(phi["model"], upsample)
     log.info(
@@ -51,14 +56,14 @@ def train_phi(
     train_and_save(
         network,
         phi_loss,
-        phi_sources(train),
-        phi_sources(val),
+        phi_sources(train, train_emitters, sigma_y),
+        phi_sources(val, val_emitters, sigma_y),
         settings,
         seed=seed,
         key=("phi",),
         model_path=Path(model),
         model_config={**phi["model"], "upsample": upsample},
-        metadata={"network": "phi"},
+        metadata={"network": "phi", "sigma_y": sigma_y},
         checkpoint=Path(checkpoint),
         log_csv=Path(log_csv),
         fingerprint=fingerprint,

@@ -54,3 +54,30 @@ def kde_images(
     y = gaussian_image(s * np.asarray(u), s * np.asarray(v), weights, s * lr_size, sigma_y, dtype)
     y /= kde_scale(y, normalize, sigma_y)
     return y
+
+
+def kde_from_emitters(
+    image: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    n_images: int,
+    lr_size: int,
+    upsample: int,
+    sigma_y: float,
+    normalize: Normalize,
+) -> np.ndarray:
+    """KDEs [n_images, s*H, s*W] (float32) of emitters listed one per row: image index and LR
+    position (u, v); images without emitters stay 0. Same values as the simulation's KDEs."""
+    image = np.asarray(image, dtype=np.int64)
+    counts = np.bincount(image, minlength=n_images)
+    if len(counts) > n_images:
+        raise ValueError(f"emitter image indices reach {image.max()}, only {n_images} images")
+    order = np.argsort(image, kind="stable")
+    rows = image[order]
+    slot = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]
+    shape = (n_images, max(int(counts.max(initial=0)), 1))
+    pu, pv, weights = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    pu[rows, slot] = np.asarray(u, dtype=np.float64)[order]
+    pv[rows, slot] = np.asarray(v, dtype=np.float64)[order]
+    weights[rows, slot] = 1.0
+    return kde_images(pu, pv, weights, lr_size, upsample, sigma_y, normalize)

@@ -42,6 +42,8 @@ def run_info(
     for path in models:
         meta = read_model_metadata(path)
         network = meta.get("network", Path(path).stem)
+        if "sigma_y" in meta:
+            network = f"{network} (sigma_y {meta['sigma_y']:g} HR px)"
         for key, value in meta.get("machine", {}).items():
             rows.append((f"{network}: trained on", key, value))
     threads = {

@@ -5,22 +5,35 @@ from pathlib import Path
 import numpy as np
 
 from diffloc.data.files import ShardError
-from diffloc.data.shards import read_shard, read_yhat, shard_size
+from diffloc.data.shards import read_shard, read_yhat, shard_kde, shard_size
 from diffloc.training.batches import ShardSource
 
 
-def load_photons_and_kde(npz_path: str | Path) -> dict[str, np.ndarray]:
-    """phi's training pair of a simulated shard: photons (x - o)/g [N, H, W] and y [N, sH, sW]."""
-    shard = read_shard(npz_path)
+def load_photons_and_kde(
+    npz_path: str | Path, parquet_path: str | Path | None = None, sigma_y: float | None = None
+) -> dict[str, np.ndarray]:
+    """phi's training pair of a simulated shard: photons (x - o)/g [N, H, W] and its true KDEs y
+    [N, sH, sW], at kernel width `sigma_y` (HR px; default: the shard's own, else rendered from
+    the emitter table at `parquet_path`)."""
+    shard = read_shard(npz_path, parquet_path)
     photons = shard.camera.photoelectrons(shard.x).astype(np.float32)
-    return {"photons": photons, "y": shard.y}
+    y = shard.y if sigma_y is None else shard_kde(shard, sigma_y)
+    return {"photons": photons, "y": y}
 
 
-def phi_sources(npz_paths: list[str | Path]) -> list[ShardSource]:
-    """Shard sources of (photons, y) pairs for phi, loaded only when a batch needs them."""
+def phi_sources(
+    npz_paths: list[str | Path],
+    parquet_paths: list[str | Path] | None = None,
+    sigma_y: float | None = None,
+) -> list[ShardSource]:
+    """Shard sources of (photons, y) pairs for phi, loaded only when a batch needs them; y at KDE
+    width `sigma_y` (HR px, default the shards' own; another width needs `parquet_paths`)."""
+    parquet = [None] * len(npz_paths) if parquet_paths is None else list(parquet_paths)
+    if len(parquet) != len(npz_paths):
+        raise ValueError(f"{len(parquet)} emitter tables for {len(npz_paths)} data shards")
     return [
-        ShardSource(shard_size(p), lambda p=p: load_photons_and_kde(p))
-        for p in map(Path, npz_paths)
+        ShardSource(shard_size(p), lambda p=p, t=t: load_photons_and_kde(p, t, sigma_y))
+        for p, t in zip(map(Path, npz_paths), parquet, strict=True)
     ]
 
 

@@ -1,14 +1,26 @@
 # Paths, config slices and targets of the localize stage, for its rules in ../localize.smk
 # (kept apart from the rules, as Snakemake's linter asks). Uses common.smk and earlier stages.
+# Every localisation output is per KDE width ({sigma_y}, as in the phi stage).
 
-LOCALIZE_SPLITS = ["test", *ISOLATED_SPLITS]
+LOCALIZE_SPLITS = AXIS_SPLITS
 
 
 def kde_inputs(wildcards):
-    """The KDEs a localisation job reads: phi's yhat or the true y0 in the data shards."""
+    """The KDEs a localisation job reads: phi's yhat at its width, or (oracle) the data shards
+    (their true KDEs, re-rendered from the emitter tables at another width)."""
     if wildcards.source == "phi":
-        return yhat_files(wildcards.split)
+        return yhat_files(wildcards.split, wildcards.sigma_y)
     return shard_files(wildcards.split, "npz")
+
+
+def localization_metrics_files():
+    """Every per-width, per-source, per-split localisation metrics file."""
+    return [
+        f"{METRICS}/localization/{sy}/{source}/{split}.csv"
+        for sy in SIGMA_Y_AXIS
+        for source in ("phi", "oracle")
+        for split in LOCALIZE_SPLITS
+    ]
 
 
 LOCALIZE_TARGETS = [

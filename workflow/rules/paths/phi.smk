@@ -1,17 +1,39 @@
 # Paths, config slices and targets of the phi stage, for its rules in ../phi.smk
 # (kept apart from the rules, as Snakemake's linter asks). Uses common.smk and earlier stages.
+# phi is trained once per KDE width of localize.sigma_y_axis ({sigma_y} wildcard: sigma_y_1.5,
+# sigma_y_3, ...); psi, MCMC and calibration use the one at kde.sigma_y (SIGMA_Y).
+import re
 
+from diffloc.config import sigma_y_tag
+
+SIGMA_Y_AXIS = {sigma_y_tag(s): s for s in config["localize"]["sigma_y_axis"]}
+SIGMA_Y_PATTERN = "|".join(map(re.escape, SIGMA_Y_AXIS))
+SIGMA_Y = sigma_y_tag(config["kde"]["sigma_y"])
 YHAT_SPLITS = [s for s in SPLITS if s != "phi_train"]
+# splits phi predicts at every width (the localisation study); the other widths only need these
+AXIS_SPLITS = ["test", *ISOLATED_SPLITS]
 
 
-def yhat_files(split):
-    """phi's yhat file of every shard of `split`."""
-    return [f"{RUN}/yhat/{split}/{shard}.npz" for shard in SPLITS[split].shard_ids()]
+def phi_model(sigma_y=SIGMA_Y):
+    """phi's model file for the KDE width tag `sigma_y`."""
+    return f"{RUN}/models/{sigma_y}/phi.pt"
+
+
+def yhat_files(split, sigma_y=SIGMA_Y):
+    """phi's yhat file of every shard of `split`, at KDE width tag `sigma_y`."""
+    return [f"{RUN}/yhat/{sigma_y}/{split}/{shard}.npz" for shard in SPLITS[split].shard_ids()]
 
 
 def split_head_yhat(split, n):
-    """phi's yhat files of `split` holding its first n images, in order."""
+    """phi's yhat files (at kde.sigma_y) of `split` holding its first n images, in order."""
     return yhat_files(split)[: -(-n // SPLITS[split].shard_size)]
 
 
-PHI_TARGETS = [f for split in YHAT_SPLITS for f in yhat_files(split)]
+def yhat_splits(sigma_y):
+    """The splits phi predicts at width tag `sigma_y`: all but phi_train at kde.sigma_y."""
+    return YHAT_SPLITS if sigma_y == SIGMA_Y else AXIS_SPLITS
+
+
+PHI_TARGETS = [
+    f for sy in SIGMA_Y_AXIS for split in yhat_splits(sy) for f in yhat_files(split, sy)
+]

@@ -1,0 +1,110 @@
+"""The analysis's targets on a synthetic movie, with trained models (config/analyze.yaml).
+
+A 64 x 64 px sCMOS movie (default 500 frames; density 1 emitter per 4 um^2, pixel 108.3 nm,
+photons log-uniform 100-2000, background 20 photons/px) is analysed by `diffloc analyze`; the
+localisations are matched one-to-one to the truth per frame (within localize.match_radius),
+truths within 1.5 px of the frame edge left out (the detector excludes its border). Prints
+recall and precision (targets >= 0.9, >= 0.95), per photon decile the lateral RMSE against
+2 sqrt(CRLB) (sqrt of the mean per-axis CRLB of the matched localisations, times sqrt 2 for the
+lateral error), and the coverage of psi's 68/95 % position intervals (target: within 0.07).
+
+    snakemake analyze_models --cores all --configfile config/analyze.yaml
+    nice -n 10 python benchmarks/analyze_targets.py [--models results/analyze_models/models]
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+from diffloc import seeding
+from diffloc.analyze.card import read_card
+from diffloc.analyze.cli import main as cli_main
+from diffloc.analyze.synthetic import synthetic_movie
+from diffloc.localize.matching import match_detections
+from diffloc.physics.camera import Camera
+
+SIZE, EDGE = 64, 1.5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="results/analyze_models/models")
+    parser.add_argument("--frames", type=int, default=500)
+    parser.add_argument("--psi-frames", default="20")
+    args = parser.parse_args()
+    card = read_card(args.models)
+    pixel, sigma = card["geometry"]["pixel_size_nm"], card["psf"]["sigma_x"]
+    cam = card["camera"]
+    camera = Camera.scmos(
+        (SIZE, SIZE), cam["gain"], cam["offset"], cam["readout_var"], **cam["scmos"],
+        rng=seeding.rng(7, "analyze_targets", "camera"),
+    )  # fmt: skip
+    movie = synthetic_movie(
+        n_frames=args.frames, size=SIZE, density_per_um2=0.25,
+        photons={"dist": "loguniform", "low": 100, "high": 2000}, background=20.0,
+        camera=camera, pixel_size_nm=pixel, sigma_x=sigma, seed=7, name="targets",
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        tifffile.imwrite(root / "movie.tif", movie.frames, photometric="minisblack")
+        for name in ("gain", "offset", "readout_var"):
+            np.save(root / f"{name}.npy", getattr(camera, name))
+        status = cli_main([
+            "analyze", str(root / "movie.tif"), "--models", args.models, "--out", str(root / "out"),
+            "--pixel-size", str(pixel), "--gain", str(root / "gain.npy"),
+            "--offset", str(root / "offset.npy"), "--readout-var", str(root / "readout_var.npy"),
+            "--psi-frames", args.psi_frames, "--no-progress",
+        ])  # fmt: skip
+        if status:
+            raise SystemExit(status)
+        table = pd.read_parquet(root / "out" / "localisations.parquet")
+    truth = movie.truth
+    inner = ((truth[["x_px", "y_px"]] > EDGE) & (truth[["x_px", "y_px"]] < SIZE - EDGE)).all(axis=1)
+    radius = card["localize"]["match_radius"] / card["geometry"]["upsample"]
+    rows, fp = [], 0
+    for f in range(args.frames):
+        t = truth[(truth["frame"] == f) & inner]
+        d = table[table["frame"] == f]
+        hit = match_detections(
+            d[["x_px", "y_px"]].to_numpy(), t[["x_px", "y_px"]].to_numpy(), radius, "one_to_one"
+        )
+        ok = hit >= 0
+        edge_d = ((d[["x_px", "y_px"]] <= EDGE) | (d[["x_px", "y_px"]] >= SIZE - EDGE)).any(axis=1)
+        fp += int((~ok & ~edge_d.to_numpy()).sum())
+        matched = d[ok].assign(
+            true_x=t["x_px"].to_numpy()[hit[ok]], true_y=t["y_px"].to_numpy()[hit[ok]],
+            true_photons=t["photons"].to_numpy()[hit[ok]],
+        )  # fmt: skip
+        rows.append(matched)
+    m = pd.concat(rows, ignore_index=True)
+    n_true, tp = int(inner.sum()), len(m)
+    print(f"recall {tp / n_true:.3f} (target >= 0.9), precision {tp / (tp + fp):.3f} (>= 0.95)")
+    err = np.hypot(m["x_px"] - m["true_x"], m["y_px"] - m["true_y"]) * pixel
+    crlb = np.sqrt(m["crlb_x_nm"] ** 2 + m["crlb_y_nm"] ** 2)
+    m = m.assign(err=err, crlb=crlb, decile=pd.qcut(m["true_photons"], 10, labels=False))
+    table_out = m.groupby("decile").agg(
+        photons=("true_photons", "median"), n=("err", "size"),
+        rmse_nm=("err", lambda e: float(np.sqrt(np.mean(e**2)))),
+        sqrt_crlb_nm=("crlb", lambda c: float(np.sqrt(np.mean(c**2)))),
+    )  # fmt: skip
+    table_out["ratio"] = table_out["rmse_nm"] / table_out["sqrt_crlb_nm"]
+    table_out["passed"] = table_out["ratio"] <= 2.0
+    print(table_out.to_string(float_format="%.2f"))
+    psi = m[m["psi_sampled"] & m["psi_std_x_nm"].notna()]
+    for level in ("68", "95"):
+        cover = []
+        for axis in ("x", "y"):
+            true_nm = psi[f"true_{axis}"] * pixel
+            lo, hi = psi[f"psi_lo{level}_{axis}_nm"], psi[f"psi_hi{level}_{axis}_nm"]
+            cover.append(((true_nm >= lo) & (true_nm <= hi)).to_numpy())
+        c = float(np.concatenate(cover).mean()) if len(psi) else float("nan")
+        print(f"psi {level} % interval coverage {c:.3f} over {len(psi)} localisations "
+              f"(target within 0.07 of 0.{level})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

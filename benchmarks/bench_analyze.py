@@ -1,0 +1,149 @@
+"""`diffloc analyze` throughput on this machine: phi + detection frames/s, psi seconds per frame.
+
+On a synthetic 64 x 64 px sCMOS movie (density 1 emitter per 4 um^2, photons 100-2000,
+background 20 photons/px) with the phi and psi architectures of config/analyze.yaml (phi: a
+fixed-filter phi of that size, diffloc.analyze.synthetic.analytic_phi: same FLOPs as a trained
+one, and it detects the emitters; psi: random weights, same cost), on `--threads` torch threads:
+
+- phi + detection + photometry, batched whole frames (the analysis), beside the baseline of
+  one frame per forward pass and per detector call, in the same run (target: >= 200 frames/s
+  on 2 cores);
+- phi on whole frames vs on overlapping 20 x 20 px tiles (3 px margin) stitched from their
+  cores: speed and agreement (max |yhat difference| in KDE units, detections within 0.05 px);
+- psi: seconds per 20 x 20 px tile at the config's sampler (K samples, S steps) and per 64 x 64
+  frame (times the frame's busy tiles).
+
+    python benchmarks/bench_analyze.py [--frames 256] [--threads 2] [--psi-tiles 1]
+"""
+
+import argparse
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffloc import seeding
+from diffloc.analyze.fit import photometry
+from diffloc.analyze.frames import Tiling, phi_kde, to_photons
+from diffloc.analyze.synthetic import analytic_phi, synthetic_movie
+from diffloc.analyze.uncertainty import SKIP_BELOW
+from diffloc.config import load_config
+from diffloc.localize.detection import detect, detector_settings
+from diffloc.localize.matching import match_detections
+from diffloc.physics.camera import Camera
+from diffloc.psi.diffusion import Sampler, build_psi
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE, BACKGROUND = 64, 20.0
+
+
+def hardware() -> str:
+    """CPU model, usable cores and torch threads."""
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {len(os.sched_getaffinity(0))} usable cores, torch threads {torch.get_num_threads()}"
+
+
+def localise(phi, frames, camera, settings, sigma, batch_pixels) -> tuple[float, int]:
+    """Seconds and localisations of phi + detection + photometry over frames."""
+    began = time.perf_counter()
+    kde = phi_kde(phi, to_photons(frames, camera), batch_pixels, torch.device("cpu"))
+    found = detect(kde, settings)
+    photometry(
+        camera.poisson_counts(frames, clip=False), camera, found["image"].to_numpy(),
+        found["u_hr"].to_numpy() / 4, found["v_hr"].to_numpy() / 4, 3, sigma,
+    )  # fmt: skip
+    return time.perf_counter() - began, len(found)
+
+
+def tiled_kde(phi, photons: np.ndarray, tiling: Tiling) -> np.ndarray:
+    """phi on overlapping tiles (zero beyond the frame), stitched from the tiles' cores."""
+    n = len(photons)
+    tiles = np.concatenate([tiling.cut(p, 1) for p in photons])
+    kde = phi_kde(phi, tiles, 1 << 20, torch.device("cpu"))
+    per = len(tiles) // n
+    return np.stack([tiling.stitch(kde[i * per : (i + 1) * per], 4) for i in range(n)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=str(REPO / "config" / "analyze.yaml"))
+    parser.add_argument("--frames", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--psi-tiles", type=int, default=1, help="tiles psi samples (0: skip)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    sigma, pixel = cfg["psf"]["sigma_x"], cfg["geometry"]["pixel_size_nm"]
+    camera = Camera.scmos(
+        (SIZE, SIZE), 2.0, 100.0, 4.0, **cfg["camera"]["scmos"], rng=seeding.rng(1, "bench")
+    )
+    movie = synthetic_movie(
+        n_frames=args.frames, size=SIZE, density_per_um2=0.25,
+        photons={"dist": "loguniform", "low": 100, "high": 2000}, background=BACKGROUND,
+        camera=camera, pixel_size_nm=pixel, sigma_x=sigma, seed=1,
+    )  # fmt: skip
+    phi = analytic_phi(cfg["phi"]["model"], scale=1 / 150, background=BACKGROUND)
+    settings = detector_settings(cfg)
+    print(f"hardware: {hardware()}")
+    print(f"movie: {args.frames} frames of {SIZE} x {SIZE} px, {len(movie.truth)} emitters; "
+          f"phi width {cfg['phi']['model']['width']}/{cfg['phi']['model']['hr_width']}, "
+          f"detector {settings.detector}")  # fmt: skip
+    with torch.inference_mode():
+        localise(phi, movie.frames[:8], camera, settings, sigma, 1 << 18)  # warm-up
+        batched, n_loc = localise(phi, movie.frames, camera, settings, sigma, 1 << 18)
+        one = min(args.frames, 64)
+        per_frame = sum(
+            localise(phi, movie.frames[i : i + 1], camera, settings, sigma, 1)[0]
+            for i in range(one)
+        )
+        print(f"phi + detection + photometry, batched whole frames: {args.frames / batched:.0f} "
+              f"frames/s ({n_loc} localisations); baseline one frame at a time: "
+              f"{one / per_frame:.0f} frames/s; target >= 200 frames/s")  # fmt: skip
+
+        photons = to_photons(movie.frames[:one], camera)
+        t0 = time.perf_counter()
+        whole = phi_kde(phi, photons, 1 << 18, torch.device("cpu"))
+        t1 = time.perf_counter()
+        tiled = tiled_kde(phi, photons, Tiling((SIZE, SIZE), 20, 3))
+        t2 = time.perf_counter()
+        a, b = detect(whole, settings), detect(tiled, settings)
+        agree = total = 0
+        for i in range(one):
+            pa = a[a["image"] == i][["u_hr", "v_hr"]].to_numpy()
+            pb = b[b["image"] == i][["u_hr", "v_hr"]].to_numpy()
+            agree += int((match_detections(pa, pb, 0.2, "one_to_one") >= 0).sum())
+            total += max(len(pa), len(pb))
+        print(f"phi whole frames {one / (t1 - t0):.0f} frames/s vs 20 x 20 tiles (margin 3) "
+              f"{one / (t2 - t1):.0f} frames/s; max |yhat difference| "
+              f"{np.abs(whole - tiled).max():.3g} KDE units; detections within 0.05 px: "
+              f"{agree} of {total}")  # fmt: skip
+
+        if args.psi_tiles:
+            psi_cfg = {"geometry": cfg["geometry"], "diffusion": cfg["diffusion"]}
+            torch.manual_seed(0)
+            net, diffusion = build_psi(psi_cfg)
+            sampler, k = cfg["diffusion"]["sampler"], cfg["diffusion"]["sampler"]["k"]
+            tiling = Tiling((SIZE, SIZE), cfg["geometry"]["lr_size"], 3)
+            tiles = tiling.cut(whole[0], 4)
+            busy = int((tiles.max(axis=(1, 2)) >= SKIP_BELOW).sum())
+            cond = torch.from_numpy(tiles[: args.psi_tiles])
+            gen = torch.Generator().manual_seed(0)
+            t0 = time.perf_counter()
+            diffusion.sample(net, cond, k, gen, Sampler.from_config(sampler), sampler["batch_size"])
+            per_tile = (time.perf_counter() - t0) / args.psi_tiles
+            print(f"psi ({sampler['kind']}, {sampler['steps']} steps, K = {k}, U-Net C = "
+                  f"{cfg['diffusion']['unet']['channels']}): {per_tile:.1f} s per 20 x 20 px "
+                  f"tile; a 64 x 64 frame has {len(tiles)} tiles, {busy} busy in frame 0: "
+                  f"~{per_tile * busy:.0f} s per frame")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""`diffloc analyze MOVIE.tif --models DIR --out DIR ...`: the command-line entry point.
+
+Runs the same code as the workflow's `analyze` target (open and check, chunks of frames, merge,
+all-or-nothing outputs) in one process. Bad input ends with one line on stderr naming the
+problem (no traceback) and exit status 2; nothing is written.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+from diffloc.analyze.card import read_card
+from diffloc.analyze.outputs import write_outputs
+from diffloc.analyze.pipeline import merge_chunks
+from diffloc.analyze.session import open_analysis, run_chunk
+from diffloc.analyze.settings import DEFAULTS, psi_frame_count
+from diffloc.config import ConfigError
+from diffloc.data.files import DataError
+
+log = logging.getLogger("diffloc")
+
+CAMERA_KEYS = ("gain", "offset", "readout_var", "em_gain")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The `diffloc` argument parser (sub-command `analyze`)."""
+    top = argparse.ArgumentParser(prog="diffloc", description="diffloc command-line tools")
+    sub = top.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "analyze",
+        help="localise a TIFF movie with trained phi/psi models",
+        description="Localise every frame of a (multi-page, OME-) TIFF movie with phi, estimate "
+        "photons, background and sqrt(CRLB) per localisation, and psi's position uncertainty on "
+        "the first --psi-frames frames; write Parquet, ThunderSTORM CSV, Picasso HDF5 and renders.",
+    )
+    p.add_argument("movie", type=Path, help="multi-page TIFF / OME-TIFF movie (ADU)")
+    p.add_argument(
+        "--models", type=Path, required=True, help="folder with phi.pt, psi.pt, analysis.json"
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--pixel-size", type=float, required=True, help="camera pixel size in the sample (nm)"
+    )
+    p.add_argument(
+        "--psf-sigma-nm",
+        type=float,
+        default=None,
+        help="PSF sigma (nm), checked against the models'",
+    )
+    p.add_argument(
+        "--camera",
+        type=Path,
+        default=None,
+        help="YAML file with gain, offset, readout_var, em_gain",
+    )
+    p.add_argument("--gain", default=None, help="ADU per photoelectron: number or .tif/.npy map")
+    p.add_argument("--offset", default=None, help="ADU: number or .tif/.npy map")
+    p.add_argument("--readout-var", dest="readout_var", default=None, help="ADU^2: number or map")
+    p.add_argument(
+        "--em-gain",
+        dest="em_gain",
+        type=float,
+        default=None,
+        help="EMCCD gain (only 1 is supported)",
+    )
+    p.add_argument(
+        "--psi-frames",
+        default=str(DEFAULTS["psi_frames"]),
+        help="psi samples the first N frames (0: none, 'all')",
+    )
+    p.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=DEFAULTS["chunk_frames"],
+        help="frames read and analysed at a time",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="analysis config (detector, sampler); default: the models' own",
+    )
+    p.add_argument("--threads", type=int, default=DEFAULTS["threads"], help="torch CPU threads")
+    p.add_argument("--device", default=DEFAULTS["device"], choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of psi's samples (default: the models')"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return top
+
+
+def camera_settings(args: argparse.Namespace) -> dict:
+    """Camera values: the --camera YAML (map paths relative to it), then the single options."""
+    camera: dict = {}
+    if args.camera is not None:
+        if not args.camera.is_file():
+            raise ValueError(f"{args.camera}: camera file is missing")
+        loaded = yaml.safe_load(args.camera.read_text()) or {}
+        if not isinstance(loaded, dict) or set(loaded) - set(CAMERA_KEYS):
+            raise ValueError(f"{args.camera}: expected a mapping with keys {list(CAMERA_KEYS)}")
+        for key, value in loaded.items():
+            if isinstance(value, str):
+                path = Path(value)
+                value = str(path if path.is_absolute() else args.camera.parent / path)
+            camera[key] = value
+    for key in CAMERA_KEYS:
+        if getattr(args, key) is not None:
+            camera[key] = getattr(args, key)
+    return camera
+
+
+def analyze(args: argparse.Namespace) -> None:
+    """Run one analysis from parsed arguments."""
+    config = None
+    if args.config is not None:
+        if not args.config.is_file():
+            raise ValueError(f"{args.config}: config file is missing")
+        config = yaml.safe_load(args.config.read_text())
+        missing = [
+            k
+            for k in ("geometry", "psf", "kde", "localize", "diffusion")
+            if k not in (config or {})
+        ]
+        if missing:
+            raise ValueError(f"{args.config}: not a diffloc config, it lacks {missing}")
+    if args.chunk_frames < 1:
+        raise ValueError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+    analyze_cfg = {
+        "pixel_size_nm": args.pixel_size,
+        "psf_sigma_nm": args.psf_sigma_nm,
+        "psi_frames": psi_frame_count(args.psi_frames),
+        "threads": args.threads,
+        "device": args.device,
+    }
+    camera = camera_settings(args)
+    seed = args.seed if args.seed is not None else int(read_card(args.models)["seed"])
+    analysis = open_analysis(args.movie, args.models, camera, analyze_cfg, seed, config)
+    with analysis.movie as movie:
+        starts = range(0, movie.n_frames, args.chunk_frames)
+        bar = tqdm(starts, desc="analyze", unit="chunk", disable=args.no_progress, file=sys.stderr)
+        parts = [
+            run_chunk(analysis, a, min(a + args.chunk_frames, movie.n_frames), not args.no_progress)
+            for a in bar
+        ]
+    merged = merge_chunks(parts)
+    files = write_outputs(
+        merged,
+        args.out,
+        shape=movie.shape,
+        n_frames=movie.n_frames,
+        sigma_px=analysis.settings.sigma_x,
+        pixel_size_nm=analysis.settings.pixel_size_nm,
+        metadata=analysis.metadata(),
+    )
+    log.info(
+        "%d localisations in %d frames -> %s", len(merged.table), movie.n_frames, files["table"]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `diffloc` console script; returns the exit status."""
+    args = parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        analyze(args)
+    except (DataError, ValueError, ConfigError) as error:
+        print(f"diffloc analyze: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        log.removeHandler(handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Analysis settings: the `analyze` config section (or the CLI's options) plus the models' card.
+
+Lengths are in LR (camera) pixels unless a name says nm or hr; psi's tiles are the models'
+training size (geometry.lr_size LR px, the KDE lr_size * upsample HR px).
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffloc.localize.detection import DetectorSettings, detector_settings
+
+# The `analyze` config keys that shape the computation (the rest name files), with the CLI's
+# defaults, equal to config/config.yaml's.
+DEFAULTS = {
+    "pixel_size_nm": 108.3,
+    "psf_sigma_nm": None,
+    "chunk_frames": 500,
+    "batch_pixels": 262144,
+    "psi_frames": 1,
+    "tile_margin": 3,
+    "fit_half_width": 3,
+    "levels": [0.68, 0.95],
+    "threads": 2,
+    "device": "auto",
+}
+
+
+@dataclass(frozen=True)
+class AnalyzeSettings:
+    """Everything one chunk of frames needs besides the frames, camera and networks."""
+
+    pixel_size_nm: float  # the movie's (and the models') camera pixel pitch
+    sigma_x: float  # PSF std (LR px)
+    upsample: int  # HR px per LR px
+    tile: int  # psi's tile side (LR px): the models' geometry.lr_size
+    detector: DetectorSettings
+    match_radius: float  # HR px: a sample's detection belongs to a localisation within this
+    sampler: dict  # diffusion.sampler: kind, steps, spacing, k, batch_size, threads
+    batch_pixels: int  # LR pixels per phi forward pass (frames per pass = this / H W)
+    psi_frames: int  # psi samples frames [0, psi_frames); -1: every frame
+    tile_margin: int  # LR px of context around a psi tile's core
+    fit_half_width: int  # photon/background fit and CRLB on (2 r + 1)^2 camera pixels
+    levels: tuple[float, ...]  # central intervals of psi's position spread
+    threads: int  # torch CPU threads of phi (psi: sampler["threads"])
+    device: str  # auto | cpu | cuda
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.tile - 2 * self.tile_margin < 1:
+            raise ValueError(
+                f"tile_margin {self.tile_margin} leaves no core in a {self.tile} px psi tile"
+            )
+        if self.psi_frames < -1 or self.fit_half_width < 1 or self.batch_pixels < 1:
+            raise ValueError(f"invalid analysis settings: {self}")
+
+    @property
+    def nm_per_hr(self) -> float:
+        """nm per HR (KDE) pixel."""
+        return self.pixel_size_nm / self.upsample
+
+    def runs_psi(self, frame: int) -> bool:
+        """Whether psi samples movie frame `frame` (0-based)."""
+        return self.psi_frames == -1 or frame < self.psi_frames
+
+
+def psi_frame_count(value: int | str) -> int:
+    """`psi_frames` as an int: a count >= 0, or -1 for `all`."""
+    if isinstance(value, str):
+        if value.strip().lower() == "all":
+            return -1
+        value = int(value)
+    if isinstance(value, bool) or value < -1:
+        raise ValueError(f"psi_frames must be a count >= 0 or 'all', got {value!r}")
+    return int(value)
+
+
+def analyze_settings(
+    analyze: dict, card: dict, seed: int, config: dict | None = None
+) -> AnalyzeSettings:
+    """Settings from the `analyze` section (missing keys: DEFAULTS) and the models' card; the
+    detector and sampler come from `config` (an analysis config) when given, else the card."""
+    a = {**DEFAULTS, **{k: v for k, v in analyze.items() if v is not None or k == "psf_sigma_nm"}}
+    source = config if config is not None else card
+    sampler = config["diffusion"]["sampler"] if config is not None else card["sampler"]
+    return AnalyzeSettings(
+        pixel_size_nm=float(a["pixel_size_nm"]),
+        sigma_x=float(card["psf"]["sigma_x"]),
+        upsample=int(card["geometry"]["upsample"]),
+        tile=int(card["geometry"]["lr_size"]),
+        detector=detector_settings({"localize": source["localize"], "kde": source["kde"]}),
+        match_radius=float(source["localize"]["match_radius"]),
+        sampler=dict(sampler),
+        batch_pixels=int(a["batch_pixels"]),
+        psi_frames=psi_frame_count(a["psi_frames"]),
+        tile_margin=int(a["tile_margin"]),
+        fit_half_width=int(a["fit_half_width"]),
+        levels=tuple(float(c) for c in a["levels"]),
+        threads=int(a["threads"]),
+        device=str(a["device"]),
+        seed=int(seed),
+    )
+
+
+def camera_value(value: float | str | os.PathLike, name: str) -> float | Path:
+    """A camera setting as given on a command line or in a config: a number (also a numeric
+    string, as `snakemake --config` passes them) or the path of a per-pixel map file."""
+    if value is None:
+        raise ValueError(f"camera {name} is not set: give a number or a map file")
+    if isinstance(value, bool):
+        raise ValueError(f"camera {name} must be a number or a map path, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        return Path(value)

@@ -1,0 +1,349 @@
+"""`diffloc analyze`: a synthetic TIFF movie in, localisations with uncertainty and exports out.
+
+Tiny models (phi with fixed weights that make it a smoothing filter, psi with random output
+weights) test the plumbing: conventions of both exports against the truth, a tile-border
+emitter reported once, bad input failing with one message and no partial output, the
+workflow's `analyze` target with frame chunks (dry run), and the console script.
+"""
+
+import copy
+import json
+import subprocess
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import torch
+import yaml
+
+from conftest import REPO, tiny
+from diffloc.analyze.card import ModelCardError, check_compatible, read_card
+from diffloc.analyze.cli import main
+from diffloc.analyze.fit import photometry
+from diffloc.analyze.frames import Tiling
+from diffloc.analyze.jobs import analysis_card
+from diffloc.analyze.outputs import OUTPUT_FILES
+from diffloc.analyze.synthetic import analytic_phi, synthetic_movie
+from diffloc.data.exports import PICASSO_DTYPE
+from diffloc.data.models import save_model
+from diffloc.localize.matching import match_detections
+from diffloc.physics.camera import Camera
+from diffloc.physics.crlb import crlb
+from diffloc.psi.diffusion import build_psi
+
+SIZE, PIXEL, SIGMA = 48, 108.3, 0.92
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, _default_config):
+    """A models folder: an analytic phi (a fixed smoothing filter, exact enough to localise
+    bright emitters), psi with random output weights, and their card."""
+    root = tmp_path_factory.mktemp("analyze_models")
+    cfg = tiny(_default_config)
+    cfg["kde"]["sigma_y"] = 3.0
+    phi_cfg = {**cfg["phi"]["model"], "upsample": 4}
+    (root / "sigma_y_3").mkdir()
+    phi = root / "sigma_y_3" / "phi.pt"
+    save_model(
+        phi,
+        analytic_phi(cfg["phi"]["model"], scale=1 / 400, background=10.0),
+        phi_cfg,
+        {"network": "phi", "fingerprint": "tiny-phi"},
+    )
+    psi_cfg = {
+        "geometry": cfg["geometry"],
+        "diffusion": {k: v for k, v in cfg["diffusion"].items() if k not in ("sampler", "summary")},
+    }
+    torch.manual_seed(0)
+    net, _ = build_psi(psi_cfg)
+    torch.nn.init.normal_(net.conv_out.weight, std=0.05)  # samples that differ
+    meta = {"network": "psi", "config": psi_cfg, "fingerprint": "tiny-psi"}
+    save_model(root / "psi.pt", net, psi_cfg, meta)
+    analysis_card(phi=phi, psi=root / "psi.pt", card=root / "analysis.json", config=cfg)
+    return root, cfg
+
+
+def camera_maps(seed: int = 3) -> Camera:
+    """sCMOS maps for SIZE x SIZE frames."""
+    rng = np.random.default_rng(seed)
+    return Camera.scmos((SIZE, SIZE), 2.0, 100.0, 4.0, 0.05, 2.0, 0.5, rng)
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory):
+    """A 4-frame sCMOS movie with background 10 photons/px, its maps (.npy / .tif), its truth."""
+    root = tmp_path_factory.mktemp("analyze_movie")
+    camera = camera_maps()
+    made = synthetic_movie(
+        n_frames=4,
+        size=SIZE,
+        density_per_um2=0.25,
+        photons={"dist": "loguniform", "low": 800, "high": 3000},
+        background=10.0,
+        camera=camera,
+        pixel_size_nm=PIXEL,
+        sigma_x=SIGMA,
+        seed=5,
+    )
+    tifffile.imwrite(root / "movie.tif", made.frames, photometric="minisblack")
+    np.save(root / "gain.npy", camera.gain)
+    tifffile.imwrite(root / "offset.tif", camera.offset)
+    np.save(root / "readout.npy", camera.readout_var)
+    return root, made
+
+
+def camera_args(root) -> list[str]:
+    return [
+        "--gain", str(root / "gain.npy"),
+        "--offset", str(root / "offset.tif"),
+        "--readout-var", str(root / "readout.npy"),
+    ]  # fmt: skip
+
+
+def run_cli(movie_path, models_dir, out, extra=(), camera_root=None) -> int:
+    args = ["analyze", str(movie_path), "--models", str(models_dir), "--out", str(out)]
+    args += ["--pixel-size", str(PIXEL), "--no-progress", "--chunk-frames", "3"]
+    return main(args + camera_args(camera_root or movie_path.parent) + list(extra))
+
+
+@pytest.fixture(scope="module")
+def analysed(models, movie, tmp_path_factory):
+    """The movie analysed by the CLI's main function, psi on the first 2 frames."""
+    out = tmp_path_factory.mktemp("analysed") / "out"
+    assert run_cli(movie[0] / "movie.tif", models[0], out, ["--psi-frames", "2"]) == 0
+    return out
+
+
+def test_every_output_is_written(analysed):
+    assert sorted(p.name for p in analysed.iterdir()) == sorted(OUTPUT_FILES.values())
+    table = pd.read_parquet(analysed / "localisations.parquet")
+    for column in ("frame", "x_nm", "y_nm", "x_px", "y_px", "photons", "crlb_x_nm", "psi_std_x_nm"):
+        assert column in table.columns
+    assert table["psi_sampled"].to_numpy().sum() > 0
+    assert (table.loc[table["psi_sampled"], "frame"] < 2).all()
+    assert table.loc[~table["psi_sampled"], "psi_std_x_nm"].isna().all()
+    render = tifffile.imread(analysed / "render.tif")
+    assert render.shape == (4 * SIZE, 4 * SIZE) and render.dtype == np.float32
+    assert np.isfinite(tifffile.imread(analysed / "render_psi_std.tif")).all()
+
+
+def test_localisations_match_the_truth_in_both_exports(analysed, movie):
+    """Positions of well-placed truths are found within 1 px in both exports' conventions."""
+    truth = movie[1].truth
+    inner = truth[
+        (truth[["x_px", "y_px"]] > 2).all(axis=1) & (truth[["x_px", "y_px"]] < SIZE - 2).all(axis=1)
+    ]
+    ts = pd.read_csv(analysed / "localisations_thunderstorm.csv")
+    assert list(ts.columns[:4]) == ["id", "frame", "x [nm]", "y [nm]"]
+    assert ts["frame"].min() >= 1 and ts["id"].tolist() == list(range(1, len(ts) + 1))
+    with h5py.File(analysed / "localisations_picasso.hdf5") as handle:
+        locs = handle["locs"][...]
+    assert locs.dtype == PICASSO_DTYPE
+    info = yaml.safe_load((analysed / "localisations_picasso.yaml").read_text())
+    assert (info["Width"], info["Height"], info["Frames"]) == (SIZE, SIZE, 4)
+    assert info["Pixelsize"] == pytest.approx(PIXEL)
+    assert len(locs) == len(ts)
+    found, errors = 0, []
+    for f in range(4):
+        want = inner[inner["frame"] == f][["x_px", "y_px"]].to_numpy()
+        ts_f = ts[ts["frame"] == f + 1][["x [nm]", "y [nm]"]].to_numpy() / PIXEL
+        pic_f = locs[locs["frame"] == f]
+        pic = np.column_stack([pic_f["x"], pic_f["y"]]) + 0.5  # Picasso: pixel centres at integers
+        np.testing.assert_allclose(np.sort(pic, axis=0), np.sort(ts_f, axis=0), atol=1e-3)
+        hit = match_detections(want, ts_f, 1.0, "one_to_one")
+        found += (hit >= 0).sum()
+        errors.append(np.linalg.norm(want[hit >= 0] - ts_f[hit[hit >= 0]], axis=1))
+    assert found >= 0.6 * len(inner), f"found {found} of {len(inner)} bright inner emitters"
+    assert np.sqrt(np.mean(np.concatenate(errors) ** 2)) < 0.5  # LR px
+    assert (
+        (locs["photons"] > 0).all()
+        and (locs["lpx"] >= 0).all()
+        and (locs["sx"] == pytest.approx(SIGMA))
+    )
+
+
+def test_console_script_and_workflow_agree_on_files(models, movie, tmp_path):
+    out = tmp_path / "out"
+    cmd = [
+        "diffloc",
+        "analyze",
+        str(movie[0] / "movie.tif"),
+        "--models",
+        str(models[0]),
+        "--out",
+        str(out),
+    ]
+    cmd += ["--pixel-size", str(PIXEL), "--psi-frames", "0", "--no-progress"]
+    result = subprocess.run(
+        cmd + camera_args(movie[0]), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES.values())
+    bad = subprocess.run(
+        [
+            *["diffloc", "analyze", str(tmp_path / "missing.tif"), "--models", str(models[0])],
+            *["--out", str(tmp_path / "bad"), "--pixel-size", "108.3", "--gain", "1"],
+            *["--offset", "0", "--readout-var", "1"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "missing.tif: file is missing" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_tile_border_emitter_is_reported_once(models, tmp_path):
+    """An emitter on the border of two psi tiles' cores (and of the phi chunk) is one row."""
+    root = tmp_path
+    camera = camera_maps()
+    core = 20 - 2 * 3  # tile 20, margin 3
+    emitters = np.array([[0, core + 0.02, 20.5, 3000.0], [1, 30.5, core - 0.01, 3000.0]])
+    made = synthetic_movie(
+        n_frames=2, size=SIZE, density_per_um2=0, photons={"dist": "fixed", "value": 1},
+        background=5.0, camera=camera, pixel_size_nm=PIXEL, sigma_x=SIGMA, seed=9, emitters=emitters,
+    )  # fmt: skip
+    tifffile.imwrite(root / "movie.tif", made.frames, photometric="minisblack")
+    np.save(root / "gain.npy", camera.gain)
+    tifffile.imwrite(root / "offset.tif", camera.offset)
+    np.save(root / "readout.npy", camera.readout_var)
+    assert run_cli(root / "movie.tif", models[0], root / "out", ["--psi-frames", "all"]) == 0
+    table = pd.read_parquet(root / "out" / "localisations.parquet")
+    for f, (x, y) in enumerate(emitters[:, 1:3]):
+        near = table[(table["frame"] == f) & (np.hypot(table["x_px"] - x, table["y_px"] - y) < 2)]
+        assert len(near) == 1, table
+        assert bool(near["psi_sampled"].iloc[0]) and np.isfinite(near["psi_std_x_nm"].iloc[0])
+
+
+def test_tiling_cuts_and_stitches_without_seams():
+    tiling = Tiling((23, 37), 20, 3)
+    kde = np.random.default_rng(0).random((4 * 23, 4 * 37)).astype(np.float32)
+    tiles = tiling.cut(kde, 4)
+    assert tiles.shape == (2 * 3, 80, 80)
+    np.testing.assert_array_equal(tiling.stitch(tiles, 4), kde)
+    owner = tiling.owner(np.array([0.0, 13.99, 14.0, 22.9]), np.array([0.0, 0.0, 36.9, 28.0]))
+    np.testing.assert_array_equal(owner, [0, 0, 5, 5])
+
+
+def test_window_crlb_matches_the_full_image_bound():
+    """sqrt(CRLB) on a 7 x 7 window equals physics.crlb's on the whole 20 x 20 image (< 1 %)."""
+    camera = Camera.scalar((20, 20), 2.0, 100.0, 4.0)
+    u, v, i0, b = np.array([10.3, 9.7]), np.array([9.6, 10.45]), np.array([500.0, 2000.0]), 10.0
+    want = np.sqrt(crlb(u, v, i0, camera, SIGMA, b, fit_photons=True)[:, :2])
+    g = camera.gain[0, 0]
+    counts = np.zeros((2, 20, 20))  # photometry fits on counts; check the bound at known values
+    from diffloc.analyze.fit import crlb_windows, psf_windows, windows
+
+    _, inside, top, left = windows(counts, np.array([0, 1]), u, v, 3)
+    readout = np.full((2, 7, 7), camera.readout_var[0, 0] / g**2)
+    eu, ev, gu, gv = psf_windows(u, v, top, left, 3, SIGMA)
+    got = crlb_windows(i0, np.full(2, b), readout, inside, eu, ev, gu, gv)
+    np.testing.assert_allclose(got, want, rtol=0.01)
+
+
+def test_photon_and_background_fit_is_unbiased():
+    """The Poisson fit recovers photons and background of isolated emitters within 5 %."""
+    camera = Camera.scalar((SIZE, SIZE), 2.0, 100.0, 4.0)
+    xy = (
+        np.stack(np.meshgrid(np.arange(6, 44, 8.0), np.arange(6, 44, 8.0)), -1).reshape(-1, 2) + 0.3
+    )
+    emitters = np.column_stack(
+        [np.repeat(np.arange(20), len(xy)), np.tile(xy, (20, 1)), np.full(20 * len(xy), 1000.0)]
+    )
+    made = synthetic_movie(
+        n_frames=20, size=SIZE, density_per_um2=0, photons={"dist": "fixed", "value": 1},
+        background=20.0, camera=camera, pixel_size_nm=PIXEL, sigma_x=SIGMA, seed=2, emitters=emitters,
+    )  # fmt: skip
+    t = made.truth
+    out = photometry(
+        camera.poisson_counts(made.frames, clip=False), camera, t["frame"].to_numpy(),
+        t["y_px"].to_numpy(), t["x_px"].to_numpy(), 3, SIGMA,
+    )  # fmt: skip
+    assert np.mean(out["photons"]) == pytest.approx(1000.0, rel=0.05)
+    assert np.mean(out["background"]) == pytest.approx(20.0, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("not_tiff", "not a TIFF file"),
+        ("single_image", "single 2-D image"),
+        ("nan", "NaN or infinite pixel"),
+        ("map_shape", "map has shape [10, 10], expected [48, 48]"),
+        ("pixel_size", "trained for 108.3 nm camera pixels, but the movie has 65 nm"),
+        ("psf", "trained for a PSF sigma of"),
+        ("em_gain", "EM gain 300.0 > 1"),
+    ],
+)
+def test_bad_input_fails_with_one_message_and_no_output(
+    case, message, models, movie, tmp_path, capsys
+):
+    src = movie[0]
+    path, extra, cam_root = src / "movie.tif", [], src
+    if case == "not_tiff":
+        path = tmp_path / "movie.tif"
+        path.write_text("not an image")
+    elif case == "single_image":
+        path = tmp_path / "frame.tif"
+        tifffile.imwrite(path, movie[1].frames[0])
+    elif case == "nan":
+        frames = movie[1].frames.copy()
+        frames[3, 5, 7] = np.nan  # in the last chunk: found after the first chunk was analysed
+        path = tmp_path / "nan.tif"
+        tifffile.imwrite(path, frames, photometric="minisblack")
+    elif case == "map_shape":
+        cam_root = tmp_path
+        for name in ("gain.npy", "readout.npy"):
+            (tmp_path / name).write_bytes((src / name).read_bytes())
+        tifffile.imwrite(tmp_path / "offset.tif", np.full((10, 10), 100.0, np.float32))
+    elif case == "pixel_size":
+        extra = ["--pixel-size", "65"]
+    elif case == "psf":
+        extra = ["--psf-sigma-nm", "150"]
+    elif case == "em_gain":
+        extra = ["--em-gain", "300"]
+    out = tmp_path / "out"
+    assert run_cli(path, models[0], out, [*extra, "--psi-frames", "0"], cam_root) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_card_binds_weights_and_names_mismatches(models, tmp_path):
+    root, cfg = models
+    card = read_card(root)
+    with pytest.raises(ModelCardError, match=r"kde\.sigma_y = 3\.0"):
+        other = copy.deepcopy(cfg)
+        other["kde"]["sigma_y"] = 1.5
+        check_compatible(card, pixel_size_nm=PIXEL, config=other)
+    copied = tmp_path / "models"
+    copied.mkdir()
+    (copied / "sigma_y_3").mkdir()
+    for name in ("sigma_y_3/phi.pt", "psi.pt"):
+        (copied / name).write_bytes((root / name).read_bytes())
+    changed = json.loads((root / "analysis.json").read_text())
+    changed["psi_fingerprint"] = "other"
+    (copied / "analysis.json").write_text(json.dumps(changed))
+    with pytest.raises(ModelCardError, match="other psi weights"):
+        read_card(copied)
+
+
+def test_workflow_analyze_target_dry_runs_in_frame_chunks(movie, tmp_path):
+    config = {"movie": str(movie[0] / "movie.tif"), "chunk_frames": 3, "out": str(tmp_path / "o")}
+    flow = json.dumps(config)
+    result = subprocess.run(
+        ["snakemake", "analyze", "-n", "--cores", "1", "--config", f"analyze={flow}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    stats = result.stdout
+    jobs = dict(
+        line.split()[:2]
+        for line in stats[stats.index("Job stats") :].splitlines()[3:]
+        if len(line.split()) == 2
+    )
+    assert jobs["analyze_chunk"] == "2" and jobs["analyze_merge"] == "1"
+    assert jobs["analysis_card"] == "1"
