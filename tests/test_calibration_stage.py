@@ -344,7 +344,10 @@ def test_calibration_coverage_and_targets_jobs(tiny_stage):
     checks = pd.read_csv(targets)
     assert set(checks["target"]) == {"std_ratio_mcmc", "coverage_90"}
     judged = checks[checks["judged"]]
-    assert set(judged["target"]) == {"coverage_90"} and checks.loc[~checks["judged"], "passed"].isna().all()
+    assert (
+        set(judged["target"]) == {"coverage_90"}
+        and checks.loc[~checks["judged"], "passed"].isna().all()
+    )
     assert set(judged["passed"]) <= {True, False}
 
 
