@@ -229,6 +229,7 @@ def test_splits_include_isolated_sets_and_partial_last_shard(default_config):
 
 
 def test_shard_config_depends_only_on_what_the_shard_uses(default_config):
+    del default_config["simulation"]["splits"]["psi_train"]["scene"]  # the shipped override
     before = config_hash(shard_config(default_config, "psi_train", 1))
     iso_before = config_hash(shard_config(default_config, "isolated_200", 0))
     default_config["simulation"]["splits"]["psi_train"]["n_images"] += 5000  # more shards
