@@ -17,8 +17,6 @@ one, and it detects the emitters; psi: random weights, same cost), on `--threads
 """
 
 import argparse
-import contextlib
-import os
 import time
 from pathlib import Path
 
@@ -34,21 +32,11 @@ from diffloc.config import load_config
 from diffloc.localize.detection import detect, detector_settings
 from diffloc.localize.matching import match_detections
 from diffloc.physics.camera import Camera
+from diffloc.provenance import hardware
 from diffloc.psi.diffusion import Sampler, build_psi
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE, BACKGROUND = 64, 20.0
-
-
-def hardware() -> str:
-    """CPU model, usable cores and torch threads."""
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {len(os.sched_getaffinity(0))} usable cores, torch threads {torch.get_num_threads()}"
 
 
 def localise(phi, frames, camera, settings, sigma, batch_pixels) -> tuple[float, int]:

@@ -21,11 +21,11 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-from bench_simulate import hardware
 from scipy.special import erf
 
 from diffloc.config import load_config, shard_config
 from diffloc.mcmc.sampler import Setting, diagnostics, emitter_data, sample_emitters
+from diffloc.provenance import hardware
 from diffloc.simulate.scenes import simulate_shard
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,8 +14,6 @@ this prints images/s for the paper-scale phi of config/gpu.yaml (issue 14).
 """
 
 import argparse
-import contextlib
-import os
 import time
 from pathlib import Path
 
@@ -23,24 +21,9 @@ import torch
 
 from diffloc.config import load_config
 from diffloc.phi.network import build_phi, phi_loss
+from diffloc.provenance import hardware
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def hardware(device: torch.device) -> str:
-    """CPU model and cores, or the GPU name with the CUDA and cuDNN versions."""
-    if device.type == "cuda":
-        return (
-            f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}, "
-            f"cuDNN {torch.backends.cudnn.version()}"
-        )
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {len(os.sched_getaffinity(0))} usable cores, torch threads {torch.get_num_threads()}"
 
 
 def _sync(device: torch.device) -> None:
@@ -127,7 +110,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_phi(phi["model"], s)
     params = sum(p.numel() for p in model.parameters())
-    print(f"hardware: {hardware(device)}; torch {torch.__version__}")
+    print(f"hardware: {hardware()}")
     print(f"model: phi {phi['model']} ({params:,} parameters), {args.config}")
     batch = phi["infer_batch_size"]
     base = inference_rate(model, args.images, batch, size, device, False, args.repeats)

@@ -24,14 +24,13 @@ import argparse
 import contextlib
 import copy
 import csv
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from diffloc.config import load_config
+from diffloc.provenance import hardware
 from diffloc.psi.diffusion import Sampler, build_psi
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,26 +49,6 @@ CSV_COLUMNS = (
     "batch",
     "seconds_per_image",
 )
-
-
-def hardware() -> str:
-    """One line naming the CPU (and GPU), torch and, on CUDA, the CUDA and cuDNN versions."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    gpu = "no CUDA"
-    if torch.cuda.is_available():
-        gpu = (
-            f"{torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}, "
-            f"cuDNN {torch.backends.cudnn.version()}"
-        )
-    return (
-        f"CPU: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}; "
-        f"GPU: {gpu}; torch {torch.__version__}"
-    )
 
 
 def _sync(device: str) -> None:

@@ -11,38 +11,19 @@ run. Targets (issue 2): >= 20,000 pairs/s on 2 cores and >= 10x the loop.
 import argparse
 import math
 import multiprocessing as mp
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.special import erf
 
 from diffloc.config import load_config, shard_config
 from diffloc.data.shards import write_shard
+from diffloc.provenance import hardware
 from diffloc.simulate.scenes import simulate_shard
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def hardware() -> str:
-    """CPU model, usable cores and library versions."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{model}; {cores} usable cores; Python {platform.python_version()}, "
-        f"numpy {np.__version__}, torch {torch.__version__}"
-    )
 
 
 def shard_cfgs(config: dict, n_images: int, shard_size: int) -> list[dict]:

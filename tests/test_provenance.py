@@ -91,3 +91,14 @@ def test_report_rule_calls_snakemake_report_on_its_targets(tmp_path, monkeypatch
         *("--directory", str(tmp_path), "--configfile", "results/r/report/config.yaml"),
         *("--report", "r.html", "a.png", "b.tsv"),
     ]
+
+
+def test_hardware_line_names_cpu_cores_threads_and_versions():
+    import torch
+
+    from diffloc.provenance import _cpu_model, hardware
+
+    line = hardware()
+    assert _cpu_model() in line and f"torch threads {torch.get_num_threads()}" in line
+    assert f"torch {torch.__version__}" in line and "usable cores" in line
+    assert ("no CUDA" in line) != torch.cuda.is_available()

@@ -69,3 +69,19 @@ def machine() -> dict[str, str]:
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         **{f"env_{k}": os.environ.get(k, "-") for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
     }
+
+
+def hardware() -> str:
+    """One line for a benchmark's output: CPU model, usable cores, torch threads and version,
+    numpy version, and the CUDA device with its CUDA and cuDNN versions (or "no CUDA")."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = "no CUDA"
+    if torch.cuda.is_available():
+        gpu = (
+            f"{torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}, "
+            f"cuDNN {torch.backends.cudnn.version()}"
+        )
+    return (
+        f"CPU: {_cpu_model()}, {cores} usable cores, torch threads {torch.get_num_threads()}; "
+        f"GPU: {gpu}; torch {torch.__version__}, numpy {np.__version__}"
+    )

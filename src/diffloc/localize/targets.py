@@ -14,6 +14,13 @@ TARGET_COLUMNS = [
     "threshold",
 ]
 
+# isolated-set targets: (target, photon counts key, sweep column, what, relation, threshold key)
+ISOLATED_TARGETS = (
+    ("rmse_over_crlb", "photons", "rmse_over_crlb", "lateral RMSE / sqrt(CRLB)", "<=",
+     "max_rmse_over_crlb"),
+    ("isolated_recall", "recall_photons", "recall", "phi recall", ">=", "min_isolated_recall"),
+)  # fmt: skip
+
 
 def _width_rows(
     dense: pd.DataFrame, sweep: pd.DataFrame, targets: dict, split: str, sigma_y: float
@@ -34,26 +41,17 @@ def _width_rows(
     if sigma_y == targets["recall_sigma_y"]:
         rows.append(("recall", f"{split}: phi recall", phi["recall"], ">=", targets["min_recall"]))
     by_photons = sweep.set_index("photons")
-    for photons in targets["photons"]:
-        rows.append(
-            (
-                "rmse_over_crlb",
-                f"isolated, i0 = {photons}: lateral RMSE / sqrt(CRLB)",
-                by_photons.loc[photons, "rmse_over_crlb"],
-                "<=",
-                targets["max_rmse_over_crlb"],
+    for target, photon_key, column, what, relation, threshold_key in ISOLATED_TARGETS:
+        for photons in targets[photon_key]:
+            rows.append(
+                (
+                    target,
+                    f"isolated, i0 = {photons}: {what}",
+                    by_photons.loc[photons, column],
+                    relation,
+                    targets[threshold_key],
+                )
             )
-        )
-    for photons in targets["recall_photons"]:
-        rows.append(
-            (
-                "isolated_recall",
-                f"isolated, i0 = {photons}: phi recall",
-                by_photons.loc[photons, "recall"],
-                ">=",
-                targets["min_isolated_recall"],
-            )
-        )
     return [(target, sigma_y, detector, *rest) for target, *rest in rows]
 
 
