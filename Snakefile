@@ -61,5 +61,5 @@ rule all:
 rule metrics_and_models:
     input:
         *[phi_model(sy) for sy in SIGMA_Y_AXIS],
-        f"{RUN}/models/psi.pt",
+        *[psi_model(d) for d in PSI_SEEDS],
         [f for f in STUDY_TARGETS if f.startswith(f"{METRICS}/")],

@@ -240,8 +240,43 @@ def test_window_crlb_matches_the_full_image_bound():
     _, inside, top, left = windows(counts, np.array([0, 1]), u, v, 3)
     readout = np.full((2, 7, 7), camera.readout_var[0, 0] / g**2)
     eu, ev, gu, gv = psf_windows(u, v, top, left, 3, SIGMA)
-    got = crlb_windows(i0, np.full(2, b), readout, inside, eu, ev, gu, gv)
+    got = crlb_windows(i0, np.full(2, b), readout, inside, eu, ev, gu, gv)[:, :2]
     np.testing.assert_allclose(got, want, rtol=0.01)
+
+
+def test_photon_bound_is_poisson_without_background():
+    """With no background or readout noise and the whole PSF in the window, sqrt(CRLB of i0) is
+    the Poisson std sqrt(i0) (position and photons decouple at a pixel centre)."""
+    from diffloc.analyze.fit import crlb_windows, psf_windows, windows
+
+    u, v, i0 = np.array([10.5, 20.5]), np.array([10.5, 30.5]), np.array([400.0, 2500.0])
+    _, inside, top, left = windows(np.zeros((1, 48, 48)), np.array([0, 0]), u, v, 4)
+    eu, ev, gu, gv = psf_windows(u, v, top, left, 4, SIGMA)
+    tiny_noise = np.full((2, 9, 9), 1e-9)
+    got = crlb_windows(i0, np.full(2, 1e-9), tiny_noise, inside, eu, ev, gu, gv)[:, 2]
+    np.testing.assert_allclose(got, np.sqrt(i0), rtol=1e-3)
+
+
+def test_detections_below_the_significance_threshold_are_dropped(analysed, models, movie, tmp_path):
+    """Every kept localisation has photons >= min_snr sqrt(CRLB of photons); a stricter threshold
+    keeps exactly the significant rows of the unfiltered (min_snr 0) table, and fewer of them."""
+    assert (
+        pd.read_parquet(analysed / "localisations.parquet").eval("photons >= 5 * crlb_photons")
+    ).all()
+    tables = {}
+    for snr in ("0", "40"):
+        out = tmp_path / snr
+        assert (
+            run_cli(movie[0] / "movie.tif", models[0], out, ["--psi-frames", "0", "--min-snr", snr])
+            == 0
+        )
+        tables[snr] = pd.read_parquet(out / "localisations.parquet")
+    every, strict = tables["0"], tables["40"]
+    kept = every[every["photons"] >= 40.0 * every["crlb_photons"]]
+    assert 0 < len(strict) < len(every)
+    np.testing.assert_allclose(
+        kept[["x_px", "y_px"]].to_numpy(), strict[["x_px", "y_px"]].to_numpy()
+    )
 
 
 def test_photon_and_background_fit_is_unbiased():

@@ -16,6 +16,7 @@ from diffloc.calibration.jobs import (
     calibration_localization,
     calibration_mcmc,
     calibration_targets,
+    gather_seeds,
 )
 from diffloc.calibration.tables import (
     DenseSplit,
@@ -67,7 +68,7 @@ def test_mcmc_tables_align_images_and_recover_a_known_ratio():
     assert np.isnan(summary.loc[summary["set"] == "all", "photons"]).all()
 
 
-def dense_case(width, seed, n=12, k=200, side=16):
+def dense_case(width, seed, n=12, k=199, side=16, method="weibull"):
     """A DenseSplit whose truth is a draw from N(mu, s^2) per pixel and whose K samples come from
     N(mu, (width s)^2); phi's yhat = mu."""
     rng = np.random.default_rng(seed)
@@ -75,7 +76,7 @@ def dense_case(width, seed, n=12, k=200, side=16):
     s = rng.uniform(0.02, 0.08, (n, side, side))
     y0 = mu + s * rng.standard_normal(mu.shape)
     samples = mu[:, None] + width * s[:, None] * rng.standard_normal((n, k, side, side))
-    summary = summarise(samples.astype(np.float32), QUANTILES, k)
+    summary = summarise(samples.astype(np.float32), QUANTILES, k, method)
     return DenseSplit(
         y0,
         mu,
@@ -83,6 +84,7 @@ def dense_case(width, seed, n=12, k=200, side=16):
         summary["std"],
         summary["quantiles"],
         summary["quantile_levels"],
+        summary["quantile_cdf"],
         summary["samples"],
     )
 
@@ -94,10 +96,10 @@ def test_coverage_study_recalibrates_on_validation_and_checks_on_test(width):
     result = coverage_study(test, val, LEVELS, 0.9, 0.05, 200, np.random.default_rng(3), edges)
     table = result.table.set_index("method")
     assert list(table.index) == ["psi", "psi_recalibrated", "phi_const_sigma"]
-    k = test.samples.shape[1]
-    if width == 1.0:  # the true posterior: nominal coverage (order statistics), scale ~ 1
+    if width == 1.0:  # the true posterior: exact coverage (order statistics, K + 1 = 200)
         for c in LEVELS:
-            assert abs(table.loc["psi", f"coverage_{100 * c:g}"] - c * (k - 1) / (k + 1)) < 0.02
+            np.testing.assert_allclose(table[f"level_{100 * c:g}"], c, rtol=1e-6)
+            assert abs(table.loc["psi", f"coverage_{100 * c:g}"] - c) < 0.02
         assert table.loc["psi_recalibrated", "fitted"] == pytest.approx(1.0, abs=0.08)
         assert table.loc["psi", "z_std"] == pytest.approx(1.0, abs=0.05)
     else:  # twice too narrow: coverage_90 ~ 0.59, fixed by a scale ~ 2 fitted on validation
@@ -113,44 +115,85 @@ def test_coverage_study_recalibrates_on_validation_and_checks_on_test(width):
         assert table.loc["psi", "crps"] < table.loc["phi_const_sigma", "crps"]
     assert table.loc["psi", "n_pixels"] == test.y0.size
     rel = result.reliability
-    assert sorted(rel["nominal"].unique()) == [0.5, 0.68, 0.8, 0.9, 0.95]
+    np.testing.assert_allclose(sorted(rel["nominal"].unique()), [0.5, 0.68, 0.8, 0.9, 0.95])
     assert ((rel["lo"] <= rel["empirical"]) & (rel["empirical"] <= rel["hi"])).all()
     for _, h in result.z_hist.groupby("method"):
         assert (h["density"] * (h["right"] - h["left"])).sum() == pytest.approx(1.0)
 
 
-def test_targets_pass_and_fail_on_constructed_tables():
-    mcmc = pd.DataFrame(
-        {
-            "setting": ["default", "default", "paper"],
-            "beta": [1.0, 1.0, 0.2],
-            "set": ["isolated_200", "all", "all"],
-            "photons": [200.0, np.nan, np.nan],
-            "median_ratio": [1.1, 0.5, 0.3],
-            "ratio_lo": [1.0, 0.4, 0.2],
-            "ratio_hi": [1.2, 0.6, 0.4],
-        }
+def test_linear_quantiles_are_tested_at_their_own_level_and_the_baseline_alike():
+    """numpy's linear quantiles of K = 41 samples span ranks 3..39 for the 90 % interval: their
+    tested level is 36/42 for psi and for the Gaussian baseline, and psi covers it."""
+    val, test = (dense_case(1.0, seed=s, k=41, method="linear") for s in (1, 2))
+    result = coverage_study(
+        test, val, [0.9], 0.9, 0.05, 50, np.random.default_rng(3), np.linspace(-5, 5, 21)
+    )
+    table = result.table.set_index("method")
+    np.testing.assert_allclose(table["level_90"], 36 / 42, rtol=1e-6)
+    assert table.loc["psi", "coverage_90"] == pytest.approx(36 / 42, abs=0.02)
+    assert table.loc["psi", "coverage_error"] < 0.02
+
+
+def test_targets_are_judged_per_seed_and_photon_count_never_pooled():
+    """Two psi seeds: every check is one row per seed; seed 1 fails where seed 0 passes; pooled
+    medians are reported, never judged; coverage is judged against the tested level."""
+    one = {
+        "setting": ["default", "default", "paper"],
+        "beta": [1.0, 1.0, 0.2],
+        "set": ["isolated_200", "all", "all"],
+        "photons": [200.0, np.nan, np.nan],
+        "median_ratio": [1.1, 0.5, 0.3],
+        "ratio_lo": [1.0, 0.4, 0.2],
+        "ratio_hi": [1.2, 0.6, 0.4],
+        "median_pearson": [0.8, 0.8, 0.8],
+        "pearson_lo": [0.7, 0.7, 0.7],
+        "pearson_hi": [0.9, 0.9, 0.9],
+    }
+    mcmc = pd.concat(
+        [
+            pd.DataFrame(one).assign(seed=0),
+            pd.DataFrame(one).assign(seed=1, median_ratio=[2.0, 0.5, 0.3], median_pearson=0.5),
+        ]
     )
     coverage = pd.DataFrame(
         {
-            "method": ["psi", "psi_recalibrated"],
-            "fitted": [1.0, 2.0],
-            "coverage_90": [0.6, 0.91],
-            "coverage_90_lo": [0.55, 0.88],
-            "coverage_90_hi": [0.65, 0.93],
+            "seed": [0, 0, 0, 1, 1, 1],
+            "method": ["psi", "psi_recalibrated", "phi_const_sigma"] * 2,
+            "fitted": [1.0, 2.0, 0.05] * 2,
+            "level_90": [0.85] * 6,  # e.g. numpy linear quantiles of K = 39 samples
+            "coverage_90": [0.6, 0.88, 0.93, 0.86, 0.88, 0.93],
+            "coverage_90_lo": [0.55, 0.86, 0.88, 0.84, 0.86, 0.88],
+            "coverage_90_hi": [0.65, 0.90, 0.92, 0.88, 0.90, 0.92],
+            "crps": [0.01, 0.012, 0.02, 0.03, 0.03, 0.02],
         }
     )
-    targets = {"std_ratio": [0.8, 1.25], "coverage_level": 0.9, "coverage_tolerance": 0.05}
-    out = target_checks(mcmc, coverage, targets).set_index(["target", "method", "set"])
+    psi = pd.DataFrame({"seed": [0, 1], "set": ["test", "test"], "mse_ratio": [0.9, 1.3]})
+    targets = {
+        "std_ratio": [0.8, 1.25],
+        "coverage_level": 0.9,
+        "coverage_tolerance": 0.05,
+        "min_pearson": 0.7,
+    }
+    out = target_checks(mcmc, coverage, psi, targets, 1.1)
+    out = out.set_index(["target", "method", "seed", "set"])
     # the pooled median is reported, never judged: it can pass while photon counts fail
-    pooled = out.loc[("std_ratio_mcmc", "psi", "all")]
+    pooled = out.loc[("std_ratio_mcmc", "psi", 0, "all")]
     assert pooled["measured"] == 0.5 and not pooled["judged"] and pd.isna(pooled["passed"])
-    assert out.loc[("std_ratio_mcmc_by_photons", "psi", "isolated_200"), "passed"] == True  # noqa: E712
-    row = out.loc[("std_ratio_mcmc_by_photons", "psi_recalibrated", "isolated_200")]
+    ratio = ("std_ratio_mcmc_by_photons", "psi")
+    assert out.loc[(*ratio, 0, "isolated_200"), "passed"] == True  # noqa: E712
+    assert out.loc[(*ratio, 1, "isolated_200"), "passed"] == False  # noqa: E712
+    row = out.loc[("std_ratio_mcmc_by_photons", "psi_recalibrated", 0, "isolated_200")]
     assert row["measured"] == pytest.approx(2.2) and not row["passed"]
-    assert pd.isna(out.loc[("std_ratio_mcmc", "psi_recalibrated", "all"), "passed"])
-    assert not out.loc[("coverage_90", "psi", "test"), "passed"]
-    assert out.loc[("coverage_90", "psi_recalibrated", "test"), "passed"]
+    assert out.loc[("pearson_mcmc_by_photons", "psi", 0, "isolated_200"), "passed"]
+    assert not out.loc[("pearson_mcmc_by_photons", "psi", 1, "isolated_200"), "passed"]
+    assert not out.loc[("coverage_90", "psi", 0, "test"), "passed"]
+    assert out.loc[("coverage_90", "psi", 1, "test"), "passed"]
+    assert out.loc[("coverage_90", "psi", 0, "test"), "low"] == pytest.approx(0.80)  # tested
+    assert not out.loc[("coverage_90", "phi_const_sigma", 0, "test"), "passed"]  # 0.93 > 0.90
+    assert out.loc[("crps_vs_phi_const_sigma", "psi", 0, "test"), "passed"]
+    assert not out.loc[("crps_vs_phi_const_sigma", "psi", 1, "test"), "passed"]
+    assert out.loc[("mse_ratio", "psi", 0, "test"), "passed"]
+    assert not out.loc[("mse_ratio", "psi", 1, "test"), "passed"]
     assert "paper" not in " ".join(out["description"])  # only the beta = 1 reference counts
 
 
@@ -173,11 +216,16 @@ def test_ablation_grid_subsamples_timings_and_recommendation():
     mu = rng.uniform(0.3, 0.7, (2, 10, 10))
     y0 = mu + 0.05 * rng.standard_normal(mu.shape)
     samples = mu[:, None] + 0.05 * rng.standard_normal((2, 50, 10, 10))
-    rows = subsample_rows(runs[0], [5, 50], samples, y0, None, None, None, LEVELS, 0.05, 500.0)
-    direct = subsample_rows(runs[0], [5], samples[:, :5], y0, None, None, None, LEVELS, 0.05, 50.0)
+    args = (None, None, None, LEVELS, "weibull", 0.05)
+    rows = subsample_rows(runs[0], [5, 50], samples, y0, *args, 500.0)
+    direct = subsample_rows(runs[0], [5], samples[:, :5], y0, *args, 50.0)
     pd.testing.assert_frame_equal(rows.iloc[:1], direct)
     assert rows["network_evaluations_per_image"].tolist() == [50.0, 500.0]  # linear in K
-    assert abs(rows.iloc[1]["coverage_90"] - 0.9 * 49 / 51) < 0.05
+    # order statistics of K = 50: ranks 2.55 and 48.45, tested level 45.9 / 51 = 0.9
+    assert rows.iloc[1]["level_90"] == pytest.approx(0.9)
+    assert abs(rows.iloc[1]["coverage_90"] - 0.9) < 0.05
+    # K = 5: ranks clamp to the extremes, 1 and 5: tested level 4/6
+    assert rows.iloc[0]["level_90"] == pytest.approx(4 / 6)
     timing = timing_rows(runs[0], [10, 30, 100], 2.0)
     assert timing["seconds_per_image"].tolist() == [0.2, 0.6, 2.0]
     assert timing["seconds_source"].tolist()[-1] == "measured"
@@ -324,28 +372,52 @@ def test_calibration_coverage_and_targets_jobs(tiny_stage):
     first = [open(p, "rb").read() for p in outs.values()]
     calibration_coverage(**kwargs)
     assert [open(p, "rb").read() for p in outs.values()] == first
-    # the targets from this table and the MCMC table of the other test (or a fresh one)
-    mcmc = root / "calibration_mcmc_for_targets.csv"
+    # the targets from this table (as two psi seeds, gathered) and a fresh MCMC and psi table
+    gathered = root / "coverage_gathered.csv"
+    gather_seeds(tables=[outs["csv"], outs["csv"]], seeds=[0, 1], csv=str(gathered))
+    both = pd.read_csv(gathered)
+    assert both.columns[0] == "seed" and both["seed"].tolist() == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match="already has a 'seed' column"):
+        gather_seeds(tables=[str(gathered)], seeds=[0], csv=str(root / "twice.csv"))
+    mcmc, psi = root / "calibration_mcmc_for_targets.csv", root / "psi_for_targets.csv"
     pd.DataFrame(
         {
-            "setting": ["default"],
-            "beta": [1.0],
-            "set": ["all"],
-            "photons": [np.nan],
-            "median_ratio": [0.9],
-            "ratio_lo": [0.8],
-            "ratio_hi": [1.0],
+            "seed": [0, 1],
+            "setting": ["default"] * 2,
+            "beta": [1.0] * 2,
+            "set": ["all"] * 2,
+            "photons": [np.nan] * 2,
+            "median_ratio": [0.9] * 2,
+            "ratio_lo": [0.8] * 2,
+            "ratio_hi": [1.0] * 2,
+            "median_pearson": [0.9] * 2,
+            "pearson_lo": [0.8] * 2,
+            "pearson_hi": [1.0] * 2,
         }
     ).to_csv(mcmc, index=False)
+    pd.DataFrame({"seed": [0, 1], "set": ["test"] * 2, "mse_ratio": [0.9, 1.0]}).to_csv(
+        psi, index=False
+    )
     targets = root / "targets.csv"
     calibration_targets(
-        mcmc=str(mcmc), coverage=outs["csv"], csv=str(targets), targets=cal_cfg["targets"]
+        mcmc=str(mcmc),
+        coverage=str(gathered),
+        psi=str(psi),
+        csv=str(targets),
+        targets=cal_cfg["targets"],
+        max_mse_ratio=1.1,
     )
     checks = pd.read_csv(targets)
-    assert set(checks["target"]) == {"std_ratio_mcmc", "coverage_90"}
+    assert set(checks["target"]) == {
+        "std_ratio_mcmc",
+        "coverage_90",
+        "crps_vs_phi_const_sigma",
+        "mse_ratio",
+    }
+    assert sorted(checks["seed"].unique()) == [0, 1]
     judged = checks[checks["judged"]]
     assert (
-        set(judged["target"]) == {"coverage_90"}
+        "std_ratio_mcmc" not in set(judged["target"])
         and checks.loc[~checks["judged"], "passed"].isna().all()
     )
     assert set(judged["passed"]) <= {True, False}
@@ -390,9 +462,11 @@ def test_ablation_jobs_are_reproducible_and_write_figure_7(tiny_stage):
         "iso_npz": iso["npz"],
         "iso_yhat": iso["yhat"],
         "maps": iso["maps_default"],
+        "condition": config["diffusion"]["condition"],
         "ablation": {**config["calibration"]["ablation"], "test_images": 2, "isolated_images": 2},
         "reference": config["diffusion"]["sampler"],
         "levels": LEVELS,
+        "quantile_method": "weibull",
         "floor": 0.05,
         "device": "cpu",
         "seed": config["seed"],
@@ -458,16 +532,19 @@ def test_fig6_job(tiny_stage, tmp_path):
         }
     )
     per_image["ratio"] = per_image["rms_std_diffusion"] / per_image["rms_std_mcmc"]
-    val, test = dense_case(0.7, 5, n=4, k=40), dense_case(0.7, 6, n=4, k=40)
-    result = coverage_study(
-        test, val, LEVELS, 0.9, 0.05, 50, np.random.default_rng(0), np.linspace(-5, 5, 41)
-    )
+    results = []
+    for seed, width in ((0, 0.7), (1, 1.0)):  # two psi seeds, the second calibrated
+        val, test = dense_case(width, 5, n=4, k=39), dense_case(width, 6, n=4, k=39)
+        edges = np.linspace(-5, 5, 41)
+        out = coverage_study(test, val, LEVELS, 0.9, 0.05, 50, np.random.default_rng(0), edges)
+        results.append([f.assign(seed=seed) for f in (out.table, out.reliability, out.z_hist)])
+    per_image = pd.concat([per_image.assign(seed=0), per_image.assign(seed=1, ratio=1.0)])
     paths = {}
     for name, frame in (
         ("per_image", per_image),
-        ("coverage", result.table),
-        ("reliability", result.reliability),
-        ("z", result.z_hist),
+        ("coverage", pd.concat([r[0] for r in results])),
+        ("reliability", pd.concat([r[1] for r in results])),
+        ("z", pd.concat([r[2] for r in results])),
     ):
         paths[name] = str(tmp_path / f"{name}.csv")
         frame.to_csv(paths[name], index=False)

@@ -6,6 +6,7 @@ import pytest
 from diffloc.config import shard_config
 from diffloc.data.files import ShardError, save_npz
 from diffloc.data.shards import image_range, read_yhat, write_shard
+from diffloc.psi.condition import Condition
 from diffloc.simulate.scenes import simulate_shard
 from diffloc.training.pairs import psi_sources
 
@@ -40,13 +41,14 @@ def test_image_range_outside_the_split_is_an_error(shards, start, stop):
         image_range([yhat for _, yhat, _ in shards], start, stop, lambda p: read_yhat(p)[0])
 
 
-def test_psi_pairs_from_other_data_are_refused(shards):
+def test_psi_pairs_from_other_data_are_refused(shards, tiny_config):
     (npz0, yhat0, _), (npz1, _, _) = shards[0], shards[1]
-    pair = psi_sources([yhat0], [npz0])[0].load()
-    assert set(pair) == {"yhat", "y"} and pair["yhat"].shape == pair["y"].shape
+    condition = Condition.from_config(tiny_config)
+    pair = psi_sources([yhat0], [npz0], condition)[0].load()
+    assert set(pair) == {"cond", "y"} and pair["cond"][:, 0].shape == pair["y"].shape
     with pytest.raises(
         ShardError, match=r"yhat0\.npz: made from data with config hash .* rerun infer_phi"
     ):
-        psi_sources([yhat0], [npz1])[0].load()
+        psi_sources([yhat0], [npz1], condition)[0].load()
     with pytest.raises(ValueError, match="1 yhat files for 2 data shards"):
-        psi_sources([yhat0], [npz0, npz1])
+        psi_sources([yhat0], [npz0, npz1], condition)

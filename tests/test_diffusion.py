@@ -178,6 +178,21 @@ def test_training_loss_value(prediction, weighting, norm):
     assert torch.equal(loss, again)
 
 
+def test_photon_channel_reaches_the_net_but_not_the_residual():
+    """A 2-channel condition (yhat, photons) is concatenated whole; only yhat shifts the
+    residual, so a net predicting residual 0 samples yhat itself."""
+    diffusion = Diffusion(cosine_schedule(20), "residual", "x0")
+    gen = torch.Generator().manual_seed(0)
+    yhat = torch.rand((2, 1, 4, 4), generator=gen)
+    cond = torch.cat([yhat, 5 + torch.rand((2, 1, 4, 4), generator=gen)], dim=1)
+    spy = Spy(0.0)
+    diffusion.training_loss(spy, torch.rand_like(yhat), cond, torch.Generator().manual_seed(1))
+    assert torch.equal(spy.calls[0][0][:, 1:], cond)
+    y = diffusion.sample(spy, cond, 3, torch.Generator().manual_seed(2), Sampler("ddim", 4), 6)
+    torch.testing.assert_close(y, yhat.expand(2, 3, 4, 4), atol=1e-6, rtol=0)
+    assert all(torch.equal(x[:, 1:], cond.repeat_interleave(3, 0)) for x, _ in spy.calls[1:])
+
+
 def test_training_loss_rejects_bad_input():
     diffusion = Diffusion(linear_schedule(10, 0.01, 0.2))
     y = torch.rand(2, 1, 8, 8)
@@ -540,8 +555,12 @@ def test_residual_clamp_applies_in_data_space():
 def test_sample_rejects_bad_input():
     diffusion = Diffusion(cosine_schedule(20))
     net, gen, sampler = ConstantX0(0.0), torch.Generator(), Sampler("ddim", 5)
-    with pytest.raises(ValueError, match=r"\[N, H, W\]"):
-        diffusion.sample(net, torch.zeros(2, 2, 4, 4), 2, gen, sampler, 4)
+    with pytest.raises(ValueError, match=r"\[N, H, W\] or \[N, C, H, W\]"):
+        diffusion.sample(net, torch.zeros(2, 4), 2, gen, sampler, 4)
+    photons = torch.zeros(1, 2, 4, 4)
+    photons[0, 1, 2, 2] = float("inf")
+    with pytest.raises(ValueError, match="photon channel contains NaN or infinite"):
+        diffusion.sample(net, photons, 2, gen, sampler, 4)
     bad = torch.zeros(1, 4, 4)
     bad[0, 1, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
@@ -607,6 +626,11 @@ def test_benchmark_runs_tiny_on_cpu():
         (lambda d: d["summary"].update(raw_samples=101), r"raw_samples.*exceeds"),
         (lambda d: d.update(prediction="score"), r"diffusion\.prediction.*\['eps', 'x0', 'v'\]"),
         (lambda d: d["sampler"].pop("k"), r"missing config key.*'k'"),
+        (
+            lambda d: d.update(condition="x"),
+            r"config key 'diffusion\.condition' is 'x'; allowed values: \['yhat', 'yhat_x'\]",
+        ),
+        (lambda d: d.update(x_scale=0), r"config key 'diffusion\.x_scale' must be > 0"),
     ],
 )
 def test_bad_diffusion_config_names_the_key(default_config, schema, edit, pattern):

@@ -31,6 +31,7 @@ def test_conda_env_matches_pyproject():
 def test_every_rule_names_the_env():
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):
         text = smk.read_text()
-        blocks = re.split(r"^(?=rule \w+:)", text, flags=re.M)
-        jobs = [b for b in blocks if b.startswith("rule ") and "\n    script:" in b]
+        # named rules, and rules made in a loop (`rule:` + `name:`, indented)
+        blocks = re.split(r"^(?=(?:rule \w+|    rule):)", text, flags=re.M)
+        jobs = [b for b in blocks if b.lstrip().startswith("rule") and "    script:" in b]
         assert text.count('"../../envs/diffloc.yaml"') == len(jobs), smk.name

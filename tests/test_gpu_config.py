@@ -79,12 +79,12 @@ def test_gpu_config_is_the_paper_scale_study(gpu_config):
         1 - np.linspace(diff["schedule"]["beta_start"], diff["schedule"]["beta_end"], 100)
     )
     assert gamma_t < 1e-4
-    # the study's default sampler, K = 100 per image
+    # the study's default sampler, K = 119 per image (>= the paper's 100; K + 1 = 120: exact intervals)
     assert {k: diff["sampler"][k] for k in ("kind", "steps", "spacing", "k")} == {
         "kind": "dpmpp_2m",
         "steps": 20,
         "spacing": "logsnr",
-        "k": 100,
+        "k": 119,
     }
     abl = gpu_config["calibration"]["ablation"]
     assert "ancestral" in abl["samplers"] and 100 in abl["steps"]  # the paper's: all T steps

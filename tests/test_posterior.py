@@ -16,29 +16,55 @@ def random_samples(n=3, k=17, h=5, w=4, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).gamma(2.0, 0.1, size=(n, k, h, w)).astype(np.float32)
 
 
-def test_summaries_match_numpy_definitions():
+@pytest.mark.parametrize("method", ["weibull", "linear"])
+def test_summaries_match_numpy_definitions(method):
     x = random_samples()
-    s = summarise(x, LEVELS, 3)
+    s = summarise(x, LEVELS, 3, method)
     x64 = x.astype(np.float64)
-    np.testing.assert_allclose(s["mean"], x64.sum(1) / x.shape[1], rtol=1e-6)
+    k = x.shape[1]
+    np.testing.assert_allclose(s["mean"], x64.sum(1) / k, rtol=1e-6)
     dev = x64 - x64.mean(1, keepdims=True)
-    var = (dev**2).sum(1) / (x.shape[1] - 1)  # unbiased, ddof = 1
+    var = (dev**2).sum(1) / (k - 1)  # unbiased, ddof = 1
     np.testing.assert_allclose(s["var"], var, rtol=1e-5)
     np.testing.assert_allclose(s["std"], np.sqrt(var), rtol=1e-5)
-    # Hyndman-Fan type 7: order statistic at fractional rank q (K - 1), linear interpolation
+    # Hyndman-Fan type 6 (weibull): 1-based rank q (K + 1); type 7 (linear): q (K - 1) + 1;
+    # clamped to [1, K], linear interpolation between order statistics
     srt = np.sort(x64, axis=1)
     for j, q in enumerate(LEVELS):
-        pos = q * (x.shape[1] - 1)
-        lo, frac = int(np.floor(pos)), pos - np.floor(pos)
-        hi = min(lo + 1, x.shape[1] - 1)
+        rank = q * (k + 1) if method == "weibull" else q * (k - 1) + 1
+        rank = min(max(rank, 1.0), float(k))
+        lo, frac = int(np.floor(rank)) - 1, rank - np.floor(rank)
+        hi = min(lo + 1, k - 1)
         expected = srt[:, lo] + frac * (srt[:, hi] - srt[:, lo])
         np.testing.assert_allclose(s["quantiles"][:, j], expected, rtol=1e-5)
+        assert s["quantile_cdf"][j] == pytest.approx(rank / (k + 1), rel=1e-6)
     assert np.array_equal(s["samples"], x[:, :3])
     np.testing.assert_allclose(s["quantile_levels"], LEVELS)
-    assert all(s[k].dtype == np.float32 for k in SUMMARY_KEYS)
+    assert all(s[key].dtype == np.float32 for key in SUMMARY_KEYS)
     assert s["quantiles"].shape == (3, 5, 5, 4) and s["mean"].shape == (3, 5, 4)
-    torch_s = summarise(torch.from_numpy(x), LEVELS, 3)
-    assert all(np.array_equal(torch_s[k], s[k]) for k in SUMMARY_KEYS)
+    torch_s = summarise(torch.from_numpy(x), LEVELS, 3, method)
+    assert all(np.array_equal(torch_s[key], s[key]) for key in SUMMARY_KEYS)
+
+
+@pytest.mark.parametrize(
+    ("method", "k", "expected"), [("weibull", 39, 0.9), ("linear", 41, 36 / 42)]
+)
+def test_interval_coverage_of_exchangeable_draws_is_the_tested_level(method, k, expected):
+    """Truth and K samples drawn from the same Gaussian per pixel: the central 90 % interval of
+    the stored quantiles covers the truth with the closed-form probability (j-th smallest to
+    j-th largest of K: (K + 1 - 2 j)/(K + 1)), within 4 binomial standard errors; the summary's
+    quantile_cdf names that level."""
+    from diffloc.calibration.metrics import quantile_interval, tested_level
+
+    rng = np.random.default_rng(11)
+    mu, sd = rng.uniform(-1, 1, (1, 300, 400)), rng.uniform(0.5, 2, (1, 300, 400))
+    samples = mu[:, None] + sd[:, None] * rng.standard_normal((1, k, 300, 400))
+    truth = mu + sd * rng.standard_normal(mu.shape)
+    s = summarise(samples.astype(np.float32), (0.05, 0.5, 0.95), 0, method)
+    assert tested_level(s["quantile_levels"], s["quantile_cdf"], 0.9) == pytest.approx(expected)
+    lo, hi = quantile_interval(s["quantiles"], s["quantile_levels"], 0.9)
+    covered = np.mean((truth >= lo) & (truth <= hi))
+    assert abs(covered - expected) < 4 * np.sqrt(expected * (1 - expected) / truth.size)
 
 
 def test_summaries_are_per_image():

@@ -1,5 +1,7 @@
 """psi's jobs on tiny data: train (with resume), sample posteriors, Figures 3-4, metrics."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,6 +109,8 @@ def test_posterior_chunks_figures_and_metrics(stage):
         posterior(
             model=str(root / "psi.pt"),
             yhat=[yhat["test"]],
+            npz=[],
+            condition=diffusion["condition"],
             posterior=out,
             split="test",
             chunk=chunk,
@@ -159,6 +163,71 @@ def test_posterior_chunks_figures_and_metrics(stage):
     )
     row = pd.read_csv(root / "psi.csv").iloc[0]
     assert row["n_images"] == 6 and row["passed"] == (row["mse_ratio"] <= 1.1)
+
+
+def test_yhat_x_psi_trains_samples_and_refuses_inputs_of_the_other_condition(stage, tmp_path):
+    """psi conditioned on yhat and the camera image (3 input channels) trains, samples
+    posteriors and Figure 3; a model is never used with the inputs of the other condition."""
+    config, root, files, yhat, inputs = stage
+    psi = copy.deepcopy(inputs["psi"])
+    psi["diffusion"]["condition"] = "yhat_x"
+    psi["diffusion"]["train"]["steps"] = 2
+    model = tmp_path / "psi_x.pt"
+    train_psi(
+        **{**inputs, "psi": psi},
+        model=str(model),
+        log_csv=str(tmp_path / "psi_x.csv"),
+        checkpoint=str(tmp_path / "psi_x.ckpt"),
+        progress=False,
+    )
+    saved = torch.load(model, weights_only=True)
+    assert saved["config"]["diffusion"]["condition"] == "yhat_x"
+    patch = psi["diffusion"]["unet"]["patch"]
+    assert saved["state_dict"]["conv_in.weight"].shape[1] == 3 * patch**2
+    diffusion = config["diffusion"]
+    job = {
+        "yhat": [yhat["test"]],
+        "split": "test",
+        "chunk": 0,
+        "images": [1, 3],
+        "sampler": diffusion["sampler"],
+        "summary": diffusion["summary"],
+        "device": "cpu",
+        "seed": config["seed"],
+        "progress": False,
+    }
+    out = tmp_path / "post.npz"
+    posterior(model=str(model), npz=[files["test"]], condition="yhat_x", posterior=out, **job)
+    summary, meta = load_posterior(out)
+    assert summary["mean"].shape == (2, 80, 80) and meta["condition"] == "yhat_x"
+    assert np.isfinite(summary["std"]).all()
+    bad = tmp_path / "bad.npz"
+    with pytest.raises(
+        ValueError, match=r"psi\.pt: psi was trained with diffusion\.condition 'yhat'"
+    ):
+        posterior(
+            model=str(root / "psi.pt"),
+            npz=[files["test"]],
+            condition="yhat_x",
+            posterior=bad,
+            **job,
+        )
+    with pytest.raises(
+        ValueError, match=r"psi_x\.pt: .* 'yhat_x', but its inputs here are for 'yhat'"
+    ):
+        posterior(model=str(model), npz=[], condition="yhat", posterior=bad, **job)
+    assert not bad.exists()
+    fig3(
+        model=model,
+        npz=files["test"],
+        yhat=yhat["test"],
+        png=tmp_path / "fig3.png",
+        pdf=tmp_path / "fig3.pdf",
+        image=0,
+        sampler=diffusion["sampler"],
+        seed=config["seed"],
+    )
+    assert (tmp_path / "fig3.png").stat().st_size > 10_000
 
 
 def test_posterior_quality_on_a_hand_made_case():

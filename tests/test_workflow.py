@@ -38,6 +38,10 @@ def digests(root):
     ("edit", "message"),
     [
         (lambda c: c["camera"].update(preset="ccd"), "'camera.preset' is 'ccd'; allowed values"),
+        (
+            lambda c: c["diffusion"].update(condition="x"),
+            "config key 'diffusion.condition' is 'x'; allowed values: ['yhat', 'yhat_x']",
+        ),
         (lambda c: c["scene"].update(disc_radius=9.0), "scene.disc_radius + 3 * psf.sigma_x"),
         (
             lambda c: c["simulation"]["splits"]["phi_train"].update(
@@ -76,7 +80,7 @@ def test_models_and_metrics_do_not_depend_on_cores_and_rerun_bit_identically(tmp
 
     a, b = files(one), files(two)
     phi = {f"models/sigma_y_{s:g}/phi.pt" for s in tiny_config["localize"]["sigma_y_axis"]}
-    assert phi | {"models/psi.pt", "metrics/calibration_ablation.csv"} <= set(a)
+    assert phi | {"models/seed_0/psi.pt", "metrics/calibration_ablation.csv"} <= set(a)
     assert sorted(a) == sorted(b)
     differ = [name for name in a if a[name] != b[name]]
     assert not differ, f"differ between --cores 1 and --cores 2: {differ}"

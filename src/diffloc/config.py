@@ -275,6 +275,17 @@ def _check_calibration(config: dict) -> None:
             f"config key 'calibration.levels' {cal['levels']} needs the quantiles {missing} "
             f"(and the median 0.5) in diffusion.summary.quantiles ({stored})"
         )
+    k = config["diffusion"]["sampler"]["k"]
+    if summary["quantile_method"] == "weibull":
+        ranks = {c: (1 - c) * (k + 1) / 2 for c in cal["levels"]}
+        off_grid = [c for c, r in ranks.items() if abs(r - round(r)) > 1e-9 or r < 1 - 1e-9]
+        if off_grid:
+            raise ConfigError(
+                f"config key 'calibration.levels': {off_grid} are not exact order-statistic "
+                f"intervals at diffusion.sampler.k = {k} (quantile_method weibull needs "
+                f"(1 - c)(K + 1)/2 to be a whole number >= 1; e.g. K = 39 or 79 for "
+                "0.5/0.8/0.9/0.95)"
+            )
     for key, value in (
         ("recalibration_level", cal["recalibration_level"]),
         ("targets.coverage_level", cal["targets"]["coverage_level"]),

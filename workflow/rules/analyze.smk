@@ -10,7 +10,7 @@ include: "paths/analyze.smk"
 rule analysis_card:
     input:
         phi=phi_model(),
-        psi=f"{RUN}/models/psi.pt",
+        psi=psi_model(0),
     output:
         card=ANALYZE_CARD,
     params:

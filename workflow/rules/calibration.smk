@@ -14,7 +14,7 @@ rule calibration_mcmc:
     input:
         unpack(
             lambda wc: grouped_inputs(
-                posterior={s: posterior_files(s) for s in ISOLATED_SPLITS},
+                posterior={s: posterior_files(s, wc.psi_seed) for s in ISOLATED_SPLITS},
                 npz={s: split_head_files(s, CAL_ISOLATED_N, "npz") for s in ISOLATED_SPLITS},
                 maps={
                     m: {s: mcmc_split_maps(m, s) for s in ISOLATED_SPLITS} for m in MCMC_SETTINGS
@@ -22,8 +22,8 @@ rule calibration_mcmc:
             )
         ),
     output:
-        csv=report_item(f"{METRICS}/calibration_mcmc.csv", "calibration_mcmc", "Metrics"),
-        per_image=f"{CALIBRATION_DIR}/mcmc_per_image.csv",
+        csv=f"{METRICS}/seed_{{psi_seed}}/calibration_mcmc.csv",
+        per_image=f"{CALIBRATION_DIR}/seed_{{psi_seed}}/mcmc_per_image.csv",
     params:
         photons={s: split_photons(s) for s in ISOLATED_SPLITS},
         betas={m: config["mcmc"]["settings"][m]["beta"] for m in MCMC_SETTINGS},
@@ -31,10 +31,12 @@ rule calibration_mcmc:
         floor=CALIBRATION["support_floor"],
         bootstrap=CALIBRATION["bootstrap"],
         seed=config["seed"],
+    wildcard_constraints:
+        psi_seed=r"\d+",
     log:
-        f"{RUN}/logs/calibration/mcmc.log",
+        f"{RUN}/logs/seed_{{psi_seed}}/calibration/mcmc.log",
     benchmark:
-        f"{RUN}/benchmarks/calibration/mcmc.tsv"
+        f"{RUN}/benchmarks/seed_{{psi_seed}}/calibration/mcmc.tsv"
     threads: 1
     resources:
         mem_mb=calibration_mem_mb(len(ISOLATED_SPLITS) * CAL_ISOLATED_N),
@@ -49,7 +51,10 @@ rule calibration_coverage:
     input:
         unpack(
             lambda wc: grouped_inputs(
-                posterior={"test": posterior_files("test"), "val": posterior_files("val")},
+                posterior={
+                    "test": posterior_files("test", wc.psi_seed),
+                    "val": posterior_files("val", wc.psi_seed),
+                },
                 npz={
                     "test": split_head_files("test", CAL_TEST_N, "npz"),
                     "val": split_head_files("val", CAL_VAL_N, "npz"),
@@ -61,11 +66,9 @@ rule calibration_coverage:
             )
         ),
     output:
-        csv=report_item(
-            f"{METRICS}/calibration_coverage.csv", "calibration_coverage", "Metrics"
-        ),
-        reliability=f"{CALIBRATION_DIR}/reliability.csv",
-        z_hist=f"{CALIBRATION_DIR}/z_histogram.csv",
+        csv=f"{METRICS}/seed_{{psi_seed}}/calibration_coverage.csv",
+        reliability=f"{CALIBRATION_DIR}/seed_{{psi_seed}}/reliability.csv",
+        z_hist=f"{CALIBRATION_DIR}/seed_{{psi_seed}}/z_histogram.csv",
     params:
         n_test=CAL_TEST_N,
         n_val=CAL_VAL_N,
@@ -75,10 +78,12 @@ rule calibration_coverage:
         bootstrap=CALIBRATION["bootstrap"],
         z_histogram=CALIBRATION["z_histogram"],
         seed=config["seed"],
+    wildcard_constraints:
+        psi_seed=r"\d+",
     log:
-        f"{RUN}/logs/calibration/coverage.log",
+        f"{RUN}/logs/seed_{{psi_seed}}/calibration/coverage.log",
     benchmark:
-        f"{RUN}/benchmarks/calibration/coverage.tsv"
+        f"{RUN}/benchmarks/seed_{{psi_seed}}/calibration/coverage.tsv"
     threads: 1
     resources:
         mem_mb=calibration_mem_mb(CAL_TEST_N + CAL_VAL_N),
@@ -93,7 +98,7 @@ rule calibration_localization:
     input:
         unpack(
             lambda wc: grouped_inputs(
-                posterior={s: posterior_files(s) for s in CAL_LOCALIZATION_SPLITS},
+                posterior={s: posterior_files(s, wc.psi_seed) for s in CAL_LOCALIZATION_SPLITS},
                 npz={
                     s: split_head_files(s, POSTERIOR_SPLITS[s], "npz")
                     for s in CAL_LOCALIZATION_SPLITS
@@ -113,20 +118,20 @@ rule calibration_localization:
             )
         ),
     output:
-        csv=report_item(
-            f"{METRICS}/calibration_localization.csv", "calibration_localization", "Metrics"
-        ),
-        tracks=f"{CALIBRATION_DIR}/localization_tracks.parquet",
+        csv=f"{METRICS}/seed_{{psi_seed}}/calibration_localization.csv",
+        tracks=f"{CALIBRATION_DIR}/seed_{{psi_seed}}/localization_tracks.parquet",
     params:
         photons={s: split_photons(s) for s in CAL_LOCALIZATION_SPLITS},
         n_images={s: POSTERIOR_SPLITS[s] for s in CAL_LOCALIZATION_SPLITS},
         config={k: config[k] for k in ("localize", "kde", "geometry", "psf", "mcmc")},
         levels=CALIBRATION["localization"]["levels"],
         samples=CALIBRATION["localization"]["samples"],
+    wildcard_constraints:
+        psi_seed=r"\d+",
     log:
-        f"{RUN}/logs/calibration/localization.log",
+        f"{RUN}/logs/seed_{{psi_seed}}/calibration/localization.log",
     benchmark:
-        f"{RUN}/benchmarks/calibration/localization.tsv"
+        f"{RUN}/benchmarks/seed_{{psi_seed}}/calibration/localization.tsv"
     threads: 1
     resources:
         mem_mb=calibration_mem_mb(max(CAL_TEST_N, CAL_ISOLATED_N)),
@@ -139,7 +144,7 @@ rule calibration_localization:
 
 rule ablation:
     input:
-        model=f"{RUN}/models/psi.pt",
+        model=psi_model(0),
         npz=split_head_files("test", ABLATION["test_images"], "npz"),
         yhat=split_head_yhat("test", ABLATION["test_images"]),
         iso_npz=split_head_files(ABLATION_SPLIT, ABLATION["isolated_images"], "npz"),
@@ -149,12 +154,14 @@ rule ablation:
         csv=f"{ABLATION_DIR}/{{sampler}}.csv",
         timing=f"{ABLATION_DIR}/{{sampler}}.timing.csv",
     params:
+        condition=CONDITION,
         ablation=ABLATION,
         reference=config["diffusion"]["sampler"],
         levels=CALIBRATION["levels"],
+        quantile_method=config["diffusion"]["summary"]["quantile_method"],
         floor=CALIBRATION["support_floor"],
         device=config["diffusion"]["train"]["device"],
-        seed=config["seed"],
+        seed=psi_seed_value(0),
     wildcard_constraints:
         sampler="|".join(ablation_kinds()),
     log:
@@ -205,14 +212,64 @@ rule calibration_ablation:
         "../scripts/calibration_ablation.py"
 
 
+for table, caption in SEED_METRICS.items():
+
+    rule:
+        name:
+            f"gather_{table}"
+        input:
+            tables=[f"{METRICS}/seed_{d}/{table}.csv" for d in PSI_SEEDS],
+        output:
+            csv=report_item(f"{METRICS}/{table}.csv", caption, "Metrics"),
+        params:
+            seeds=PSI_SEEDS,
+        log:
+            f"{RUN}/logs/gather/{table}.log",
+        benchmark:
+            f"{RUN}/benchmarks/gather/{table}.tsv"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        conda:
+            "../../envs/diffloc.yaml"
+        script:
+            "../scripts/gather_seeds.py"
+
+
+rule gather_seed_calibration:
+    input:
+        tables=lambda wc: [f"{CALIBRATION_DIR}/seed_{d}/{wc.name}.csv" for d in PSI_SEEDS],
+    output:
+        csv=f"{CALIBRATION_DIR}/{{name}}.csv",
+    params:
+        seeds=PSI_SEEDS,
+    wildcard_constraints:
+        name="|".join(SEED_CALIBRATION_TABLES),
+    log:
+        f"{RUN}/logs/gather/calibration_{{name}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/gather/calibration_{{name}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/diffloc.yaml"
+    script:
+        "../scripts/gather_seeds.py"
+
+
 rule calibration_targets:
     input:
         mcmc=f"{METRICS}/calibration_mcmc.csv",
         coverage=f"{METRICS}/calibration_coverage.csv",
+        psi=f"{METRICS}/psi.csv",
     output:
         csv=report_item(f"{METRICS}/calibration_targets.csv", "calibration_targets", "Metrics"),
     params:
         targets=CALIBRATION["targets"],
+        max_mse_ratio=POSTERIOR["max_mse_ratio"],
     log:
         f"{RUN}/logs/calibration/targets.log",
     benchmark:

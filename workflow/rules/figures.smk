@@ -68,7 +68,7 @@ rule fig2:
 
 rule fig3:
     input:
-        model=f"{RUN}/models/psi.pt",
+        model=psi_model(0),
         npz=f"{RUN}/data/test/0000.npz",
         yhat=yhat_files("test")[0],
     output:
@@ -82,7 +82,7 @@ rule fig3:
     params:
         image=0,
         sampler=config["diffusion"]["sampler"],
-        seed=config["seed"],
+        seed=psi_seed_value(0),
     log:
         f"{RUN}/logs/fig3.log",
     benchmark:

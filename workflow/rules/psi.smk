@@ -12,16 +12,23 @@ rule train_psi:
         val_yhat=yhat_files("val"),
         val_npz=shard_files("val", "npz"),
     output:
-        model=f"{RUN}/models/psi.pt",
-        log_csv=report_item(f"{RUN}/logs/psi_train.csv", "psi_train", "Training"),
+        model=f"{RUN}/models/seed_{{psi_seed}}/psi.pt",
+        log_csv=report_item(
+            f"{RUN}/logs/seed_{{psi_seed}}/psi_train.csv",
+            "psi_train",
+            "Training",
+            targets=[f"{RUN}/logs/seed_{d}/psi_train.csv" for d in PSI_SEEDS],
+        ),
     params:
         psi=psi_training_config(),
-        seed=config["seed"],
-        checkpoint=f"{RUN}/models/psi.ckpt",
+        seed=lambda wc: psi_seed_value(wc.psi_seed),
+        checkpoint=f"{RUN}/models/seed_{{psi_seed}}/psi.ckpt",
+    wildcard_constraints:
+        psi_seed=r"\d+",
     log:
-        f"{RUN}/logs/train_psi.log",
+        f"{RUN}/logs/seed_{{psi_seed}}/train_psi.log",
     benchmark:
-        f"{RUN}/benchmarks/train_psi.tsv"
+        f"{RUN}/benchmarks/seed_{{psi_seed}}/train_psi.tsv"
     threads: config["diffusion"]["train"]["threads"]
     resources:
         gpu=1,
@@ -35,23 +42,26 @@ rule train_psi:
 
 rule posterior:
     input:
-        model=f"{RUN}/models/psi.pt",
+        model=lambda wc: psi_model(wc.psi_seed),
         yhat=lambda wc: yhat_files(wc.split),
+        npz=lambda wc: condition_shards(wc.split),
     output:
-        posterior=f"{RUN}/posterior/{{split}}/{{chunk}}.npz",
+        posterior=f"{RUN}/posterior/seed_{{psi_seed}}/{{split}}/{{chunk}}.npz",
     params:
+        condition=CONDITION,
         images=chunk_images,
         sampler=config["diffusion"]["sampler"],
         summary=config["diffusion"]["summary"],
         device=config["diffusion"]["train"]["device"],
-        seed=config["seed"],
+        seed=lambda wc: psi_seed_value(wc.psi_seed),
     wildcard_constraints:
+        psi_seed=r"\d+",
         split="|".join(POSTERIOR_SPLITS),
         chunk=r"\d{4}",
     log:
-        f"{RUN}/logs/posterior/{{split}}/{{chunk}}.log",
+        f"{RUN}/logs/seed_{{psi_seed}}/posterior/{{split}}/{{chunk}}.log",
     benchmark:
-        f"{RUN}/benchmarks/posterior/{{split}}/{{chunk}}.tsv"
+        f"{RUN}/benchmarks/seed_{{psi_seed}}/posterior/{{split}}/{{chunk}}.tsv"
     threads: config["diffusion"]["sampler"]["threads"]
     resources:
         gpu=1,
@@ -65,18 +75,20 @@ rule posterior:
 
 rule psi_metrics:
     input:
-        posterior=posterior_files("test"),
+        posterior=lambda wc: posterior_files("test", wc.psi_seed),
         npz=shard_files("test", "npz"),
         yhat=yhat_files("test"),
     output:
-        metrics=report_item(f"{METRICS}/psi.csv", "psi_metrics", "Metrics"),
+        metrics=f"{METRICS}/seed_{{psi_seed}}/psi.csv",
     params:
         floor=config["calibration"]["support_floor"],
         max_mse_ratio=POSTERIOR["max_mse_ratio"],
+    wildcard_constraints:
+        psi_seed=r"\d+",
     log:
-        f"{RUN}/logs/psi_metrics.log",
+        f"{RUN}/logs/seed_{{psi_seed}}/psi_metrics.log",
     benchmark:
-        f"{RUN}/benchmarks/psi_metrics.tsv"
+        f"{RUN}/benchmarks/seed_{{psi_seed}}/psi_metrics.tsv"
     threads: 1
     resources:
         mem_mb=2000,

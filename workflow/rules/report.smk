@@ -15,7 +15,7 @@ rule run_info:
     input:
         npz=[f for split in SPLITS for f in shard_files(split, "npz")],
         parquet=[f for split in SPLITS for f in shard_files(split, "parquet")],
-        models=[*(phi_model(sy) for sy in SIGMA_Y_AXIS), f"{RUN}/models/psi.pt"],
+        models=[*(phi_model(sy) for sy in SIGMA_Y_AXIS), *(psi_model(d) for d in PSI_SEEDS)],
     output:
         config_yaml=report_item(f"{RUN_INFO}/config.yaml", "config", "Run"),
         versions=report_item(f"{RUN_INFO}/versions.tsv", "versions", "Run"),

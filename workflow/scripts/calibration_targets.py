@@ -8,6 +8,8 @@ with job_log(smk.log[0]):
     calibration_targets(
         mcmc=smk.input.mcmc,
         coverage=smk.input.coverage,
+        psi=smk.input.psi,
         csv=smk.output.csv,
         targets=smk.params.targets,
+        max_mse_ratio=smk.params.max_mse_ratio,
     )

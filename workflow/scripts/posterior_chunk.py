@@ -8,6 +8,8 @@ with job_log(smk.log[0]):
     posterior(
         model=smk.input.model,
         yhat=list(smk.input.yhat),
+        npz=list(smk.input.npz),
+        condition=smk.params.condition,
         posterior=smk.output.posterior,
         split=smk.wildcards.split,
         chunk=int(smk.wildcards.chunk),

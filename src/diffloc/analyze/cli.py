@@ -73,6 +73,13 @@ def parser() -> argparse.ArgumentParser:
         help="psi samples the first N frames (0: none, 'all')",
     )
     p.add_argument(
+        "--min-snr",
+        dest="min_snr",
+        type=float,
+        default=DEFAULTS["min_snr"],
+        help="keep detections whose fitted photons are >= this many CRLB stds (0: all)",
+    )
+    p.add_argument(
         "--chunk-frames",
         type=int,
         default=DEFAULTS["chunk_frames"],
@@ -133,6 +140,7 @@ def analyze(args: argparse.Namespace) -> None:
         "pixel_size_nm": args.pixel_size,
         "psf_sigma_nm": args.psf_sigma_nm,
         "psi_frames": psi_frame_count(args.psi_frames),
+        "min_snr": args.min_snr,
         "threads": args.threads,
         "device": args.device,
     }

@@ -86,8 +86,8 @@ def crlb_windows(
     gu: np.ndarray,
     gv: np.ndarray,
 ) -> np.ndarray:
-    """sqrt(CRLB) of (u, v) [L, 2] in LR px at photons i0 and background b [L] (i0 fitted,
-    b known), from the window's readout terms and PSF integrals (see `psf_windows`)."""
+    """sqrt(CRLB) of (u, v, i0) [L, 3] in LR px and photons at photons i0 and background b [L]
+    (i0 fitted, b known), from the window's readout terms and PSF integrals (see `psf_windows`)."""
     i0 = photons[:, None, None]
     psf = eu[:, :, None] * ev[:, None, :]
     rate = i0 * psf + background[:, None, None] + readout
@@ -96,7 +96,7 @@ def crlb_windows(
     )
     weight = inside / np.maximum(rate, MIN_RATE)
     info = np.einsum("lipq,ljpq,lpq->lij", grads, grads, weight)
-    var = np.diagonal(np.linalg.inv(info), axis1=-2, axis2=-1)[:, :2]
+    var = np.diagonal(np.linalg.inv(info), axis1=-2, axis2=-1)
     return np.sqrt(var)
 
 
@@ -109,11 +109,13 @@ def photometry(
     r: int,
     sigma: float,
 ) -> dict[str, np.ndarray]:
-    """photons, background (photons/px), crlb_u, crlb_v (LR px) [L] of localisations at (u, v)
-    (LR px) in frames counts[index] ([N, H, W], Poisson-approximation counts of `camera`)."""
+    """photons, background (photons/px), crlb_u, crlb_v (LR px), crlb_photons (photons) [L] of
+    localisations at (u, v) (LR px) in frames counts[index] ([N, H, W], Poisson-approximation
+    counts of `camera`)."""
     if len(u) == 0:
         empty = np.zeros(0)
-        return {"photons": empty, "background": empty, "crlb_u": empty, "crlb_v": empty}
+        keys = ("photons", "background", "crlb_u", "crlb_v", "crlb_photons")
+        return {key: empty for key in keys}
     g, _, w2 = (m.astype(np.float64) for m in (camera.gain, camera.offset, camera.readout_var))
     n, inside, top, left = windows(counts, index, u, v, r)
     readout, _, _, _ = windows(w2 / g**2, None, u, v, r)
@@ -126,4 +128,5 @@ def photometry(
         "background": background,
         "crlb_u": bound[:, 0],
         "crlb_v": bound[:, 1],
+        "crlb_photons": bound[:, 2],
     }

@@ -25,6 +25,7 @@ from diffloc.analyze.uncertainty import psi_frame
 from diffloc.localize.detection import detect
 from diffloc.phi.network import Phi
 from diffloc.physics.camera import Camera
+from diffloc.psi.condition import Condition
 from diffloc.psi.diffusion import Diffusion
 from diffloc.psi.unet import UNet
 
@@ -64,6 +65,7 @@ def localisation_table(
             "kde_intensity": detections["intensity"].to_numpy(),
             "photons": photo["photons"],
             "background_photons_per_px": photo["background"],
+            "crlb_photons": photo["crlb_photons"],
             **_axis_columns("crlb", photo["crlb_u"], photo["crlb_v"], nm),
         }
     )
@@ -91,7 +93,7 @@ def analyze_chunk(
     first: int,
     camera: Camera,
     phi: Phi,
-    psi: tuple[UNet, Diffusion] | None,
+    psi: tuple[UNet, Diffusion, Condition] | None,
     settings: AnalyzeSettings,
     device: torch.device,
     progress: bool = False,
@@ -113,6 +115,14 @@ def analyze_chunk(
         settings.fit_half_width,
         settings.sigma_x,
     )
+    keep = photo["photons"] >= settings.min_snr * photo["crlb_photons"]
+    found, index, u_hr, v_hr = (
+        found[keep].reset_index(drop=True),
+        index[keep],
+        u_hr[keep],
+        v_hr[keep],
+    )
+    photo = {key: value[keep] for key, value in photo.items()}
     table = localisation_table(first + index, found, settings, photo)
     sums = {key: np.zeros((s * h, s * w)) for key in RENDER_KEYS}
     sums["kde_sum"] += kde.sum(axis=0, dtype=np.float64)
@@ -132,10 +142,10 @@ def analyze_chunk(
             seeding.torch_seed(settings.seed, "analyze", "psi", first + i)
         )
         mean, var, tracks = psi_frame(
-            psi[0],
-            psi[1],
+            *psi,
             settings.sampler,
             kde[i],
+            photons[i],
             tiling,
             s,
             np.stack([u_hr[mine], v_hr[mine]], axis=1),

@@ -21,6 +21,7 @@ from diffloc.data.movies import Movie, open_movie, read_camera
 from diffloc.phi.network import Phi, build_phi
 from diffloc.physics.camera import Camera
 from diffloc.provenance import versions
+from diffloc.psi.condition import Condition
 from diffloc.psi.diffusion import Diffusion, load_psi
 from diffloc.psi.unet import UNet
 from diffloc.runtime import resolve_device, torch_threads
@@ -35,7 +36,7 @@ class Analysis:
     movie: Movie
     camera: Camera
     phi: Phi
-    psi: tuple[UNet, Diffusion] | None
+    psi: tuple[UNet, Diffusion, Condition] | None
     settings: AnalyzeSettings
     card: dict
     device: torch.device
@@ -56,6 +57,7 @@ class Analysis:
             "detector": s.detector.detector,
             "sampler": s.sampler,
             "psi_frames": s.psi_frames,
+            "min_snr": s.min_snr,
             "tile": s.tile,
             "tile_margin": s.tile_margin,
             "seed": s.seed,
@@ -93,8 +95,8 @@ def open_analysis(
         phi, _ = load_model(models / card["phi_file"], lambda cfg: build_phi(cfg, cfg["upsample"]))
         psi = None
         if settings.psi_frames != 0:
-            net, diffusion, _ = load_psi(models / card["psi_file"], device)
-            psi = (net.eval(), diffusion)
+            net, diffusion, meta = load_psi(models / card["psi_file"], device)
+            psi = (net.eval(), diffusion, Condition.from_config(meta["config"]))
     except BaseException:
         opened.close()
         raise

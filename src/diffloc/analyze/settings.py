@@ -20,6 +20,7 @@ DEFAULTS = {
     "psi_frames": 1,
     "tile_margin": 3,
     "fit_half_width": 3,
+    "min_snr": 5.0,
     "levels": [0.68, 0.95],
     "threads": 2,
     "device": "auto",
@@ -41,6 +42,7 @@ class AnalyzeSettings:
     psi_frames: int  # psi samples frames [0, psi_frames); -1: every frame
     tile_margin: int  # LR px of context around a psi tile's core
     fit_half_width: int  # photon/background fit and CRLB on (2 r + 1)^2 camera pixels
+    min_snr: float  # a detection is kept when its fitted photons / sqrt(CRLB of photons) >= this
     levels: tuple[float, ...]  # central intervals of psi's position spread
     threads: int  # torch CPU threads of phi (psi: sampler["threads"])
     device: str  # auto | cpu | cuda
@@ -51,7 +53,12 @@ class AnalyzeSettings:
             raise ValueError(
                 f"tile_margin {self.tile_margin} leaves no core in a {self.tile} px psi tile"
             )
-        if self.psi_frames < -1 or self.fit_half_width < 1 or self.batch_pixels < 1:
+        if (
+            self.psi_frames < -1
+            or self.fit_half_width < 1
+            or self.batch_pixels < 1
+            or self.min_snr < 0
+        ):
             raise ValueError(f"invalid analysis settings: {self}")
 
     @property
@@ -95,6 +102,7 @@ def analyze_settings(
         psi_frames=psi_frame_count(a["psi_frames"]),
         tile_margin=int(a["tile_margin"]),
         fit_half_width=int(a["fit_half_width"]),
+        min_snr=float(a["min_snr"]),
         levels=tuple(float(c) for c in a["levels"]),
         threads=int(a["threads"]),
         device=str(a["device"]),

@@ -1,7 +1,9 @@
 """psi's uncertainty on a movie frame: posterior samples on tiles, per-localisation spread.
 
 For one frame, psi draws K samples of the KDE on every tile (frames.Tiling) whose phi estimate
-reaches `SKIP_BELOW` (an empty tile keeps phi's estimate with zero variance); the cores of the
+reaches `SKIP_BELOW` (an empty tile keeps phi's estimate with zero variance), conditioned as it
+was trained (`diffloc.psi.condition`: the KDE tile and, for yhat_x, the same tile of the frame
+in photons, zero photons beyond the frame); the cores of the
 tiles' per-pixel means and variances are stitched into frame maps. Every sample is searched by
 the study's detector, and each localisation (an anchor: phi's detection, in the tile whose core
 holds it) is tracked across the samples as in the calibration stage
@@ -16,6 +18,7 @@ import torch
 from diffloc.analyze.frames import Tiling
 from diffloc.calibration.metrics import associate, track_summary
 from diffloc.localize.detection import DetectorSettings, detect
+from diffloc.psi.condition import Condition
 from diffloc.psi.diffusion import Diffusion, Sampler
 from diffloc.psi.unet import UNet
 
@@ -25,8 +28,10 @@ SKIP_BELOW = 0.05  # KDE units: a tile whose phi estimate stays below this is no
 def psi_frame(
     net: UNet,
     diffusion: Diffusion,
+    condition: Condition,
     sampler: dict,
     kde: np.ndarray,
+    photons: np.ndarray,
     tiling: Tiling,
     upsample: int,
     anchors: np.ndarray,
@@ -37,7 +42,8 @@ def psi_frame(
     device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """(posterior mean [sH, sW], variance [sH, sW], track summary per anchor) of one frame's
-    phi KDE `kde` and its localisations `anchors` [A, 2] (frame HR px, u then v)."""
+    phi KDE `kde`, its image in photons `photons` [H, W] ((x - o)/g) and its localisations
+    `anchors` [A, 2] (frame HR px, u then v)."""
     s, k = upsample, int(sampler["k"])
     tiles = tiling.cut(kde, s)
     origins = tiling.origins() * s  # HR px of each tile's first pixel
@@ -47,9 +53,10 @@ def psi_frame(
     tracks = np.full((len(anchors), k, 2), np.nan)
     sampled = np.flatnonzero(busy)
     if sampled.size:
-        condition = torch.from_numpy(tiles[sampled]).to(device)
+        photon_tiles = tiling.cut(photons, 1)[sampled]
+        cond = torch.from_numpy(condition.build(tiles[sampled], photon_tiles)).to(device)
         draws = diffusion.sample(
-            net, condition, k, generator, Sampler.from_config(sampler), int(sampler["batch_size"])
+            net, cond, k, generator, Sampler.from_config(sampler), int(sampler["batch_size"])
         ).numpy()
         mean[sampled] = draws.mean(axis=1, dtype=np.float64)
         var[sampled] = draws.var(axis=1, ddof=1, dtype=np.float64)

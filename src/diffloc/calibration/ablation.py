@@ -10,9 +10,11 @@ stated in the `seconds_source` column). Seconds are machine-dependent: they go t
 table, never into the metrics or the recommendation.
 
 Calibration per (kind, S, K), on the ablation images:
-- dense test images: coverage of central intervals (sample quantiles, numpy linear) of y0 on
-  support pixels (y0 or the posterior mean >= floor), `coverage_error` = mean over the levels
-  of |coverage - nominal|, z-score RMS, CRPS (fair estimator, KDE units);
+- dense test images: coverage of central intervals (sample quantiles by
+  diffusion.summary.quantile_method) of y0 on support pixels (y0 or the posterior mean >=
+  floor), each against its tested level at that K (`level_<c>`, calibration.metrics),
+  `coverage_error` = mean over the levels of |coverage - tested level|, z-score RMS, CRPS
+  (fair estimator, KDE units);
 - isolated emitters (when MCMC maps are given): median over images of the RMS-std ratio to the
   MCMC (beta = 1) push-forward std on the support, and the median Pearson r of the std maps.
 
@@ -72,25 +74,26 @@ def grid(cfg: dict, reference: dict) -> list[Run]:
     return runs if ref in runs else [*runs, ref]
 
 
-def warm_up(diffusion: Diffusion, net: Net, yhat: torch.Tensor, k: int, batch_size: int) -> None:
+def warm_up(diffusion: Diffusion, net: Net, cond: torch.Tensor, k: int, batch_size: int) -> None:
     """One untimed single-step pass over the same batch shapes, so that one-off costs (memory
     allocation, kernel selection: ~3x the per-call time on a CPU) are not timed; it draws from
     its own generator and leaves the seeded ones untouched."""
-    generator = torch.Generator(yhat.device).manual_seed(0)
-    diffusion.sample(net, yhat, k, generator, Sampler("ancestral", 1), batch_size)
+    generator = torch.Generator(cond.device).manual_seed(0)
+    diffusion.sample(net, cond, k, generator, Sampler("ancestral", 1), batch_size)
 
 
 def draw(
     diffusion: Diffusion,
     net: Net,
-    yhat: torch.Tensor,
+    cond: torch.Tensor,
     k: int,
     generator: torch.Generator,
     run: Run,
     batch_size: int,
 ) -> tuple[np.ndarray, float, int]:
-    """K samples per image of yhat [N, H, W] ([N, K, H, W] numpy), the wall seconds taken and
-    the network evaluations made (images passed through the net, summed over its calls)."""
+    """K samples per image of psi's condition cond [N, C, H, W] ([N, K, H, W] numpy, KDE
+    units), the wall seconds taken and the network evaluations made (images passed through the
+    net, summed over its calls)."""
     evaluations = [0]
 
     def count(_module, inputs, _output):
@@ -99,7 +102,7 @@ def draw(
     hook = net.register_forward_hook(count)
     try:
         began = time.perf_counter()
-        samples = diffusion.sample(net, yhat, k, generator, run.sampler(), batch_size)
+        samples = diffusion.sample(net, cond, k, generator, run.sampler(), batch_size)
         seconds = time.perf_counter() - began
     finally:
         hook.remove()
@@ -107,17 +110,21 @@ def draw(
 
 
 def dense_metrics(
-    samples: np.ndarray, y0: np.ndarray, levels: Sequence[float], floor: float
+    samples: np.ndarray, y0: np.ndarray, levels: Sequence[float], method: str, floor: float
 ) -> dict[str, float]:
-    """Coverage per level, coverage_error, z RMS and CRPS of samples [N, K, H, W] against y0."""
+    """Coverage per level (intervals by numpy quantile `method`) against its tested level at K
+    (`level_<c>`), coverage_error, z RMS and CRPS of samples [N, K, H, W] against y0."""
     x = np.asarray(samples, dtype=np.float64)
     mean, std = x.mean(axis=1), x.std(axis=1, ddof=1)
     mask = cal.support_mask(floor, y0, mean)
     out = {}
     for c in levels:
-        lo, hi = cal.sample_interval(x, c)
+        lo, hi = cal.sample_interval(x, c, method)
+        out[f"level_{100 * c:g}"] = cal.sample_ranks_level(x.shape[1], c, method)
         out[f"coverage_{100 * c:g}"] = cal.coverage(y0, lo, hi, mask)
-    out["coverage_error"] = float(np.mean([abs(out[f"coverage_{100 * c:g}"] - c) for c in levels]))
+    out["coverage_error"] = float(
+        np.mean([abs(out[f"coverage_{100 * c:g}"] - out[f"level_{100 * c:g}"]) for c in levels])
+    )
     z, _ = cal.z_scores(y0, mean, std, mask)
     out["z_rms"] = cal.z_summary(z)["z_rms"]
     out["crps"] = float(np.mean(cal.crps_samples(y0, x, mask)))
@@ -153,6 +160,7 @@ def subsample_rows(
     y0_isolated: np.ndarray | None,
     mcmc_std: np.ndarray | None,
     levels: Sequence[float],
+    method: str,
     floor: float,
     evaluations_per_image: float,
 ) -> pd.DataFrame:
@@ -166,7 +174,7 @@ def subsample_rows(
         row["network_evaluations_per_image"] = evaluations_per_image * k / max(ks)
         row["n_test_images"] = len(dense)
         row["n_isolated_images"] = 0 if isolated is None else len(isolated)
-        row.update(dense_metrics(dense[:, :k], y0, levels, floor))
+        row.update(dense_metrics(dense[:, :k], y0, levels, method, floor))
         if isolated is not None:
             row.update(isolated_metrics(isolated[:, :k], y0_isolated, mcmc_std, floor))
         rows.append(row)
@@ -192,12 +200,13 @@ def timing_rows(run: Run, ks: Sequence[int], seconds_per_image: float) -> pd.Dat
 
 @dataclass(frozen=True)
 class AblationImages:
-    """The ablation's images: true KDEs `y0` [N, H, W] of the dense test images and phi's
-    estimates `yhat` per group ("test", and "isolated" when isolated images are used), with the
+    """The ablation's images: true KDEs `y0` [N, H, W] of the dense test images and psi's
+    `condition` [N, C, H, W] (`diffloc.psi.condition`: phi's estimates, for yhat_x with the
+    camera images) per group ("test", and "isolated" when isolated images are used), with the
     isolated emitters' true KDEs and MCMC (beta = 1) std maps [M, H, W] (None without them)."""
 
     y0: np.ndarray
-    yhat: dict[str, np.ndarray]
+    condition: dict[str, np.ndarray]
     y0_isolated: np.ndarray | None = None
     mcmc_std: np.ndarray | None = None
 
@@ -210,6 +219,7 @@ def measure(
     ks: Sequence[int],
     batch_size: int,
     levels: Sequence[float],
+    method: str,
     floor: float,
     seed: int,
     device: torch.device,
@@ -217,7 +227,7 @@ def measure(
     """Draw K_max = max(ks) samples per image with each run (stream ("ablation", kind, steps,
     group) of `seed`) after an untimed warm-up; return the metrics of every (run, K)
     (`subsample_rows`) and the seconds per image (`timing_rows`, with the device)."""
-    cond = {name: torch.from_numpy(c).to(device) for name, c in images.yhat.items()}
+    cond = {name: torch.from_numpy(c).to(device) for name, c in images.condition.items()}
     for c in cond.values():
         warm_up(diffusion, net, c, max(ks), batch_size)
     metrics, timings = [], []
@@ -230,7 +240,7 @@ def measure(
             samples[name], took, made = draw(diffusion, net, c, max(ks), generator, r, batch_size)
             seconds += took
             evaluations += made
-        n_images = sum(len(c) for c in images.yhat.values())
+        n_images = sum(len(c) for c in images.condition.values())
         per_image = seconds / n_images
         log.info(
             "%s S = %d (%s): %.3f s per image for K = %d on %s, %d threads",
@@ -252,6 +262,7 @@ def measure(
                 images.y0_isolated,
                 images.mcmc_std,
                 levels,
+                method,
                 floor,
                 evaluations / n_images,
             )

@@ -14,6 +14,7 @@ from diffloc.data.mcmc import read_maps
 from diffloc.data.posterior import load_posterior
 from diffloc.data.shards import image_range, read_shard, read_yhat
 from diffloc.physics.camera import Camera
+from diffloc.psi.condition import Condition, read_condition
 from diffloc.psi.posterior import concat_summaries
 
 
@@ -25,7 +26,8 @@ def read_posterior_split(paths: Sequence[str], n: int | None = None) -> dict[str
         have = len(joined["mean"])
         if n > have:
             raise ValueError(f"need {n} images, the posterior files {list(paths)} hold {have}")
-        joined = {k: v if k == "quantile_levels" else v[:n] for k, v in joined.items()}
+        per_summary = ("quantile_levels", "quantile_cdf")
+        joined = {k: v if k in per_summary else v[:n] for k, v in joined.items()}
     return joined
 
 
@@ -58,6 +60,7 @@ def read_dense_split(
         s["std"],
         s["quantiles"],
         s["quantile_levels"],
+        s["quantile_cdf"],
         s["samples"],
     )
 
@@ -85,16 +88,18 @@ def read_ablation_images(
     maps: Sequence[str],
     n_test: int,
     n_isolated: int,
+    condition: Condition,
 ) -> AblationImages:
     """The ablation's first n_test dense test images and, when n_isolated > 0, its first
-    n_isolated isolated-emitter images with their MCMC std maps (`maps`: the split's chunks)."""
+    n_isolated isolated-emitter images with their MCMC std maps (`maps`: the split's chunks);
+    psi's `condition` is built from the yhat files and the data shards."""
     y0 = read_truth(npz, n_test)
-    estimates = {"test": read_estimates(yhat, n_test)}
+    cond = {"test": read_condition(condition, yhat, npz, 0, n_test)}
     if not n_isolated:
-        return AblationImages(y0, estimates)
+        return AblationImages(y0, cond)
     y0_isolated = read_truth(iso_npz, n_isolated)
-    estimates["isolated"] = read_estimates(iso_yhat, n_isolated)
+    cond["isolated"] = read_condition(condition, iso_yhat, iso_npz, 0, n_isolated)
     mcmc = read_mcmc_split(maps)
     at = {int(image): i for i, image in enumerate(mcmc["image"])}
     mcmc_std = mcmc["std"][[at[i] for i in range(n_isolated)]]
-    return AblationImages(y0, estimates, y0_isolated, mcmc_std)
+    return AblationImages(y0, cond, y0_isolated, mcmc_std)

@@ -30,6 +30,7 @@ from diffloc.calibration.tables import (
 from diffloc.data.files import atomic_path, save_csv
 from diffloc.data.mcmc import read_diagnostics
 from diffloc.localize.detection import detector_settings
+from diffloc.psi.condition import Condition
 from diffloc.psi.diffusion import load_psi
 from diffloc.runtime import log_allocation, resolve_device, torch_threads
 
@@ -188,20 +189,23 @@ def ablation(
     csv: str | Path,
     timing: str | Path,
     sampler: str,
+    condition: str,
     ablation: dict,
     reference: dict,
     levels: list[float],
+    quantile_method: str,
     floor: float,
     device: str,
     seed: int,
 ) -> None:
-    """Sample psi with each step count of one sampler kind (on `ablation["threads"]` torch
+    """Sample psi (conditioned on `condition`, diffusion.condition, built from the yhat files
+    and data shards) with each step count of one sampler kind (on `ablation["threads"]` torch
     threads, pinned: the samples depend on it): calibration metrics, seconds per image."""
     threads = ablation["threads"]
     with torch_threads(threads):
         torch_device = resolve_device(device)
         log_allocation(log, torch_device)
-        net, diffusion, _ = load_psi(model, torch_device)
+        net, diffusion, meta = load_psi(model, torch_device, condition)
         images = read_ablation_images(
             npz,
             yhat,
@@ -210,6 +214,7 @@ def ablation(
             maps,
             ablation["test_images"],
             ablation["isolated_images"],
+            Condition.from_config(meta["config"]),
         )
         metrics, timings = measure(
             diffusion,
@@ -219,6 +224,7 @@ def ablation(
             ablation["k"],
             ablation["batch_size"],
             levels,
+            quantile_method,
             floor,
             seed,
             torch_device,
@@ -253,19 +259,44 @@ def calibration_ablation(
     save_csv(seconds, timing, float_format="%.6g")
 
 
+def gather_seeds(*, tables: list[str | Path], seeds: list[int], csv: str | Path) -> None:
+    """One CSV of per-seed tables (same columns), with psi's training seed as first column."""
+    if len(tables) != len(seeds):
+        raise ValueError(f"{len(tables)} tables for {len(seeds)} seeds")
+    frames = []
+    for path, seed in zip(tables, seeds, strict=True):
+        frame = pd.read_csv(path)
+        if "seed" in frame.columns:
+            raise ValueError(f"{path}: already has a 'seed' column")
+        frames.append(frame.assign(seed=seed)[["seed", *frame.columns]])
+    save_csv(pd.concat(frames, ignore_index=True), csv, float_format="%.9g")
+
+
 def calibration_targets(
-    *, mcmc: str | Path, coverage: str | Path, csv: str | Path, targets: dict
+    *,
+    mcmc: str | Path,
+    coverage: str | Path,
+    psi: str | Path,
+    csv: str | Path,
+    targets: dict,
+    max_mse_ratio: float,
 ) -> None:
-    """Check the std ratio to MCMC (beta = 1, per photon count; the pooled median is reported,
-    not judged) and the coverage targets; one row per check."""
-    checks = target_checks(pd.read_csv(mcmc), pd.read_csv(coverage), targets)
+    """Check every calibration target per psi seed (std ratio to MCMC beta = 1 and Pearson r
+    per photon count, coverage, CRPS against phi + constant sigma, posterior-mean MSE); pooled
+    medians are reported, not judged; one row per check."""
+    checks = target_checks(
+        pd.read_csv(mcmc), pd.read_csv(coverage), pd.read_csv(psi), targets, max_mse_ratio
+    )
     for row in checks.itertuples():
         log.info(
-            "%s %s: %.4g in [%.4g, %.4g]",
+            "%s seed %s %s: %.4g in [%.4g, %.4g]",
             ("PASS" if row.passed else "FAIL") if row.judged else "REPORTED",
+            row.seed,
             row.description,
             row.measured,
             row.low,
             row.high,
         )
+    failed = checks[checks["judged"] & ~checks["passed"].fillna(False).astype(bool)]
+    log.info("%d of %d judged checks failed", len(failed), int(checks["judged"].sum()))
     save_csv(checks, csv, float_format="%.9g")

@@ -9,7 +9,11 @@ Definitions (each function's docstring repeats its own):
 
 - support: pixels where any of the given maps (truth y0, a posterior mean, ...) is >= a floor.
 - central interval at level c: [q_{(1-c)/2}, q_{(1+c)/2}] of the posterior (its stored
-  quantiles, numpy 'linear' type 7), or mu -+ Phi^-1((1+c)/2) sigma for a Gaussian.
+  quantiles, `diffloc.psi.posterior`), or mu -+ Phi^-1((1+c)/2) sigma for a Gaussian.
+- tested level of a sample interval: the probability it covers the truth when truth and samples
+  are exchangeable draws, cdf_hi - cdf_lo (the stored quantiles' rank / (K + 1)): c itself for
+  order-statistic ('weibull') quantiles at integer ranks, only c (K - 1)/(K + 1) for numpy's
+  'linear' ones. Coverage is judged against it, and Gaussian baselines are tested at it.
 - empirical coverage at c: the fraction of support pixels whose truth lies in the closed
   interval; bootstrap intervals resample whole images (pixels of an image are correlated).
 - z-score: (y0 - posterior mean) / posterior std, on support pixels with std > 0.
@@ -32,6 +36,7 @@ import pandas as pd
 import scoringrules as sr
 from scipy.special import ndtri
 
+from diffloc.data.posterior import quantile_ranks
 from diffloc.localize.matching import match_detections
 
 LEVEL_TOL = 1e-6  # quantile levels are stored as float32
@@ -78,6 +83,21 @@ def quantile_interval(
     )
 
 
+def tested_level(levels: np.ndarray, cdf: np.ndarray, level: float) -> float:
+    """Coverage probability for exchangeable draws of the stored-quantile interval at `level`:
+    cdf[(1 + c)/2] - cdf[(1 - c)/2] (`levels`, `cdf` [Q] as stored with the quantiles)."""
+    lo, hi = central_levels(level)
+    cdf = np.asarray(cdf, dtype=np.float64)
+    return float(cdf[quantile_index(levels, hi)] - cdf[quantile_index(levels, lo)])
+
+
+def sample_ranks_level(k: int, level: float, method: str) -> float:
+    """Tested level (see `tested_level`) of the central interval at `level` from K samples by
+    numpy quantile `method` ('weibull' or 'linear')."""
+    ranks = quantile_ranks(np.array(central_levels(level)), k, method)
+    return float((ranks[1] - ranks[0]) / (k + 1))
+
+
 def available_levels(levels: np.ndarray) -> list[float]:
     """Central interval levels c whose two quantiles (1 -+ c)/2 are both stored, increasing."""
     levels = np.asarray(levels, dtype=np.float64)
@@ -88,10 +108,13 @@ def available_levels(levels: np.ndarray) -> list[float]:
     return sorted(out)
 
 
-def sample_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Central interval (lo, hi) [N, H, W] at `level` from samples [N, K, H, W] (numpy linear)."""
+def sample_interval(
+    samples: np.ndarray, level: float, method: str = "weibull"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central interval (lo, hi) [N, H, W] at `level` from samples [N, K, H, W] (numpy quantile
+    `method`; its tested level: `sample_ranks_level`)."""
     lo, hi = central_levels(level)
-    q = np.quantile(np.asarray(samples, dtype=np.float64), [lo, hi], axis=1)
+    q = np.quantile(np.asarray(samples, dtype=np.float64), [lo, hi], axis=1, method=method)
     return q[0], q[1]
 
 

@@ -120,7 +120,8 @@ def mcmc_summary(per_image: pd.DataFrame, n_boot: int, rng: np.random.Generator)
 @dataclass(frozen=True)
 class DenseSplit:
     """Dense images with psi's summaries, phi's estimate and the truth ([N, H, W] each;
-    `quantiles` [N, Q, H, W] at `levels` [Q]; `samples` [N, R, H, W], R >= 2)."""
+    `quantiles` [N, Q, H, W] at `levels` [Q] with their `cdf` [Q] (`diffloc.psi.posterior`);
+    `samples` [N, R, H, W], R >= 2)."""
 
     y0: np.ndarray
     yhat: np.ndarray
@@ -128,7 +129,12 @@ class DenseSplit:
     std: np.ndarray
     quantiles: np.ndarray
     levels: np.ndarray
+    cdf: np.ndarray
     samples: np.ndarray
+
+    def tested_level(self, level: float) -> float:
+        """Coverage of psi's stored interval at `level` for exchangeable draws (metrics)."""
+        return cal.tested_level(self.levels, self.cdf, level)
 
     def support(self, floor: float) -> np.ndarray:
         """Pixels where y0, psi's mean or phi's yhat is >= floor: the same for every method."""
@@ -142,7 +148,8 @@ class DenseSplit:
 @dataclass(frozen=True)
 class Predictive:
     """A method's predictive distribution per pixel: `interval(c)` -> (lo, hi), a location and
-    scale for z-scores, and per-pixel CRPS on a mask."""
+    scale for z-scores, and per-pixel CRPS on a mask. `exact` methods (closed-form quantiles)
+    are evaluated at a sample interval's tested level, so both are compared like for like."""
 
     name: str
     interval: object
@@ -150,6 +157,7 @@ class Predictive:
     scale: np.ndarray
     crps: object
     fitted: float
+    exact: bool = False
 
 
 def psi_predictive(d: DenseSplit, scale: float = 1.0, name: str = "psi") -> Predictive:
@@ -180,6 +188,7 @@ def gaussian_predictive(d: DenseSplit, sigma: float, name: str = "phi_const_sigm
         sig,
         lambda mask: cal.crps_gaussian(d.y0, d.yhat, sigma, mask),
         sigma,
+        exact=True,
     )
 
 
@@ -198,7 +207,8 @@ def fit_recalibration(val: DenseSplit, floor: float, level: float) -> tuple[floa
     median) and phi's constant sigma (maximum likelihood: RMS of y0 - yhat on the support)."""
     mask = val.support(floor)
     lo, hi = cal.quantile_interval(val.quantiles, val.levels, level)
-    s = cal.conformal_scale(cal.required_scale(val.y0, val.median(), lo, hi, mask), level)
+    required = cal.required_scale(val.y0, val.median(), lo, hi, mask)
+    s = cal.conformal_scale(required, val.tested_level(level))
     return s, cal.fit_constant_sigma(val.y0, val.yhat, mask)
 
 
@@ -215,7 +225,9 @@ def coverage_study(
     """Coverage at `levels`, widths, z-scores and CRPS on test support pixels for psi, psi with
     the validation-fitted conformal scale, and phi + constant sigma (validation-fitted).
 
-    `coverage_<c>`: fraction of support pixels whose y0 lies in the central interval;
+    Levels are requested as c and tested at psi's exact level for its K samples
+    (`DenseSplit.tested_level`, `level_<c>`); the Gaussian baseline's interval is taken at that
+    tested level. `coverage_<c>`: fraction of support pixels whose y0 lies in the interval;
     `coverage_<c>_lo/_hi`: bootstrap 95 % interval over images; `width_<c>`: mean interval
     width (KDE units); z = (y0 - loc)/scale; `crps`: mean over support pixels (KDE units);
     `fitted`: psi's scale (1 = none, else the conformal factor) or phi's sigma (KDE units).
@@ -237,18 +249,29 @@ def coverage_study(
             "n_pixels": int(mask.sum()),
         }
         for c in reliability_levels:
-            lo, hi = m.interval(c)
+            tested = test.tested_level(c)
+            lo, hi = m.interval(tested if m.exact else c)
             inside, total = cal.covered_counts(test.y0, lo, hi, mask)
             est, blo, bhi = cal.bootstrap_ratio(inside, total, n_boot, rng)
-            curves.append({"method": m.name, "nominal": c, "empirical": est, "lo": blo, "hi": bhi})
+            curves.append(
+                {
+                    "method": m.name,
+                    "requested": c,
+                    "nominal": tested,
+                    "empirical": est,
+                    "lo": blo,
+                    "hi": bhi,
+                }
+            )
             if c in levels:
                 tag = f"{100 * c:g}"
+                row[f"level_{tag}"] = tested
                 row[f"coverage_{tag}"] = est
                 row[f"coverage_{tag}_lo"] = blo
                 row[f"coverage_{tag}_hi"] = bhi
                 row[f"width_{tag}"] = cal.interval_width(lo, hi, mask)
         row["coverage_error"] = float(
-            np.mean([abs(row[f"coverage_{100 * c:g}"] - c) for c in levels])
+            np.mean([abs(row[f"coverage_{100 * c:g}"] - row[f"level_{100 * c:g}"]) for c in levels])
         )
         z, zero = cal.z_scores(test.y0, m.loc, m.scale, mask)
         row.update(cal.z_summary(z))
@@ -404,60 +427,132 @@ def reference_ratios(tracks: pd.DataFrame, nm_per_hr_px: float) -> dict[str, flo
 
 
 # ----- targets -------------------------------------------------------------------------------
-def target_checks(mcmc: pd.DataFrame, coverage: pd.DataFrame, targets: dict) -> pd.DataFrame:
-    """The acceptance checks, one row per (method, quantity): `measured` with its bootstrap
-    interval, the allowed [low, high] and `passed`.
+def _check(target, method, seed, where, description, measured, lo, hi, low, high, judged=True):
+    """One row of the targets table."""
+    return {
+        "target": target,
+        "method": method,
+        "seed": seed,
+        "set": where,
+        "description": description,
+        "measured": measured,
+        "measured_lo": lo,
+        "measured_hi": hi,
+        "low": low,
+        "high": high,
+        "judged": judged,
+    }
+
+
+def target_checks(
+    mcmc: pd.DataFrame, coverage: pd.DataFrame, psi: pd.DataFrame, targets: dict, max_mse: float
+) -> pd.DataFrame:
+    """The acceptance checks, one row per (target, method, seed, set): `measured` with its
+    bootstrap interval, the allowed [low, high] and `passed`. Every table has a `seed` column
+    (psi's training seed); every check is judged per seed, never on a pool over seeds.
 
     - std ratio to MCMC (the beta = 1 setting) per photon count (the targets) and pooled over
       photon counts (reported only: `judged` False, `passed` empty, since a pooled median can
       pass while most photon counts fail); for psi and for psi_recalibrated (its std scaled by
       the conformal factor fitted on dense validation images, so its ratio is the factor
       times psi's);
-    - coverage of the central interval at targets.coverage_level on dense test pixels, for
-      every method of the coverage table.
+    - Pearson r of psi's and the MCMC's std maps per photon count >= targets.min_pearson;
+    - coverage of the central interval at targets.coverage_level on dense test pixels within
+      coverage_tolerance of its tested level, for every method of the coverage table;
+    - psi's CRPS over phi + constant sigma's CRPS < 1 (psi is the better forecast);
+    - posterior-mean MSE over phi's MSE (metrics/psi.csv) <= max_mse.
     """
     low, high = targets["std_ratio"]
     level, tol = targets["coverage_level"], targets["coverage_tolerance"]
-    scales = dict(zip(coverage["method"], coverage["fitted"], strict=True))
-    rows = []
-    ref = mcmc[mcmc["beta"] == 1]
-    for method, factor in (("psi", 1.0), ("psi_recalibrated", scales.get("psi_recalibrated"))):
-        if factor is None:
-            continue
-        for r in ref.itertuples():
-            where = "pooled over photon counts" if r.set == "all" else f"i0 = {r.photons:g}"
-            rows.append(
-                {
-                    "target": "std_ratio_mcmc" if r.set == "all" else "std_ratio_mcmc_by_photons",
-                    "method": method,
-                    "set": r.set,
-                    "description": (
-                        f"median RMS-std ratio {method} / MCMC ({r.setting}, beta = 1), {where}"
-                    ),
-                    "measured": factor * r.median_ratio,
-                    "measured_lo": factor * r.ratio_lo,
-                    "measured_hi": factor * r.ratio_hi,
-                    "low": low,
-                    "high": high,
-                    "judged": r.set != "all",
-                }
-            )
     tag = f"{100 * level:g}"
-    for r in coverage.to_dict("records"):
+    rows = []
+    for seed in sorted(coverage["seed"].unique()):
+        cov = coverage[coverage["seed"] == seed]
+        scales = dict(zip(cov["method"], cov["fitted"], strict=True))
+        ref = mcmc[(mcmc["seed"] == seed) & (mcmc["beta"] == 1)]
+        for method, factor in (("psi", 1.0), ("psi_recalibrated", scales.get("psi_recalibrated"))):
+            if factor is None:
+                continue
+            for r in ref.itertuples():
+                where = "pooled over photon counts" if r.set == "all" else f"i0 = {r.photons:g}"
+                rows.append(
+                    _check(
+                        "std_ratio_mcmc" if r.set == "all" else "std_ratio_mcmc_by_photons",
+                        method,
+                        seed,
+                        r.set,
+                        f"median RMS-std ratio {method} / MCMC ({r.setting}, beta = 1), {where}",
+                        factor * r.median_ratio,
+                        factor * r.ratio_lo,
+                        factor * r.ratio_hi,
+                        low,
+                        high,
+                        r.set != "all",
+                    )
+                )
+        for r in ref[ref["set"] != "all"].itertuples():
+            rows.append(
+                _check(
+                    "pearson_mcmc_by_photons",
+                    "psi",
+                    seed,
+                    r.set,
+                    f"median Pearson r of psi's and MCMC's std maps, i0 = {r.photons:g}",
+                    r.median_pearson,
+                    r.pearson_lo,
+                    r.pearson_hi,
+                    targets["min_pearson"],
+                    1.0,
+                )
+            )
+        for r in cov.to_dict("records"):
+            tested = r[f"level_{tag}"]
+            rows.append(
+                _check(
+                    f"coverage_{tag}",
+                    r["method"],
+                    seed,
+                    "test",
+                    f"coverage of central {tag} % intervals (tested level {tested:.4f} for "
+                    "exchangeable draws), dense test support pixels",
+                    r[f"coverage_{tag}"],
+                    r[f"coverage_{tag}_lo"],
+                    r[f"coverage_{tag}_hi"],
+                    tested - tol,
+                    tested + tol,
+                )
+            )
+        crps = dict(zip(cov["method"], cov["crps"], strict=True))
+        ratio = crps["psi"] / crps["phi_const_sigma"]
         rows.append(
-            {
-                "target": f"coverage_{tag}",
-                "method": r["method"],
-                "set": "test",
-                "description": f"coverage of central {tag} % intervals, dense test support pixels",
-                "measured": r[f"coverage_{tag}"],
-                "measured_lo": r[f"coverage_{tag}_lo"],
-                "measured_hi": r[f"coverage_{tag}_hi"],
-                "low": level - tol,
-                "high": level + tol,
-                "judged": True,
-            }
+            _check(
+                "crps_vs_phi_const_sigma",
+                "psi",
+                seed,
+                "test",
+                "CRPS of psi / CRPS of phi + constant sigma, dense test support pixels (< 1)",
+                ratio,
+                np.nan,
+                np.nan,
+                0.0,
+                np.nextafter(1.0, 0.0),
+            )
         )
+        for r in psi[psi["seed"] == seed].itertuples():
+            rows.append(
+                _check(
+                    "mse_ratio",
+                    "psi",
+                    seed,
+                    r.set,
+                    "posterior-mean MSE / phi's MSE, all pixels",
+                    r.mse_ratio,
+                    np.nan,
+                    np.nan,
+                    0.0,
+                    max_mse,
+                )
+            )
     frame = pd.DataFrame(rows)
     passed = frame["measured"].between(frame["low"], frame["high"]).astype("boolean")
     return frame.assign(passed=passed.where(frame["judged"], pd.NA))

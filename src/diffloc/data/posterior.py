@@ -8,7 +8,21 @@ import numpy as np
 
 from diffloc.data.files import REBUILD_HINT, PosteriorFileError, check_array, load_npz, save_npz
 
-SUMMARY_KEYS = ("mean", "var", "std", "quantiles", "quantile_levels", "samples")
+SUMMARY_KEYS = ("mean", "var", "std", "quantiles", "quantile_levels", "quantile_cdf", "samples")
+
+
+QUANTILE_METHODS = ("weibull", "linear")
+
+
+def quantile_ranks(levels: np.ndarray, k: int, method: str) -> np.ndarray:
+    """1-based fractional ranks among K sorted samples of numpy's quantiles at `levels`."""
+    if method == "weibull":
+        ranks = np.asarray(levels, dtype=np.float64) * (k + 1)
+    elif method == "linear":
+        ranks = np.asarray(levels, dtype=np.float64) * (k - 1) + 1
+    else:
+        raise ValueError(f"quantile method must be one of {QUANTILE_METHODS}, got {method!r}")
+    return np.clip(ranks, 1, k)
 
 
 def save_posterior(path: str | Path, summary: dict[str, np.ndarray], metadata: dict) -> None:
@@ -40,6 +54,7 @@ def _validate(path: Path, s: dict[str, np.ndarray]) -> None:
     for name in ("mean", "var", "std"):
         check_array(path, name, s[name], (n, h, w), error=PosteriorFileError)
     check_array(path, "quantiles", s["quantiles"], (n, q, h, w), error=PosteriorFileError)
+    check_array(path, "quantile_cdf", s["quantile_cdf"], (q,), error=PosteriorFileError)
     check_array(path, "samples", s["samples"], (n, None, h, w), error=PosteriorFileError)
     if np.any(s["var"] < 0):
         raise PosteriorFileError(f"{path}: 'var' has negative values; {REBUILD_HINT}")

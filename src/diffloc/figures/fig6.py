@@ -1,7 +1,8 @@
-"""Figure 6: is psi's uncertainty calibrated? (a) per isolated emitter, RMS of psi's std map
-against the MCMC push-forward std over the emitter's support; (b) median ratio per photon count
-with bootstrap 95 % intervals; (c) reliability diagram, nominal vs empirical coverage of central
-intervals on dense test pixels; (d) z-score histogram against N(0, 1)."""
+"""Figure 6: is psi's uncertainty calibrated, on every training seed? (a) per isolated emitter,
+RMS of psi's std map against the MCMC push-forward std over the emitter's support; (b) median
+ratio per photon count, one line per psi seed and MCMC setting; (c) reliability diagram, tested
+vs empirical coverage of central intervals on dense test pixels, per seed; (d) z-score
+histograms against N(0, 1), per seed. Every table has a `seed` column (psi's training seed)."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,6 +15,11 @@ METHOD_STYLE = {
     "phi_const_sigma": {"color": "tab:gray", "label": "phi + constant sigma"},
 }
 SETTING_MARKERS = ("o", "s", "^", "D")
+SEED_LINES = ("-", "--", ":", "-.")
+
+
+def _seed_line(seed: int, seeds: list) -> str:
+    return SEED_LINES[seeds.index(seed) % len(SEED_LINES)]
 
 
 def _setting_label(setting: str, beta: float) -> str:
@@ -32,6 +38,8 @@ def figure6(
     _ratio_by_photons(axes[0, 1], per_image)
     _reliability(axes[1, 0], reliability, coverage)
     _z_panel(axes[1, 1], z_hist, coverage)
+    seeds = sorted(coverage["seed"].unique())
+    fig.suptitle(f"psi trained with {len(seeds)} seeds: {', '.join(str(x) for x in seeds)}")
     for ax, letter in zip(axes.ravel(), "abcd", strict=True):
         ax.set_title(f"({letter}) {ax.get_title()}")
     return fig
@@ -77,7 +85,7 @@ def _std_scatter(ax: plt.Axes, per_image: pd.DataFrame) -> None:
     ax.set_ylim(lo, hi)
     ax.set_xlabel("MCMC push-forward std, RMS over support (KDE units)")
     ax.set_ylabel("psi posterior std, RMS over support (KDE units)")
-    ax.set_title("std per isolated emitter")
+    ax.set_title("std per isolated emitter, every psi seed")
     for p in photons:
         ax.scatter([], [], color=colors[p], marker="o", s=26, label=f"i0 = {p:g} photons")
     ax.legend(fontsize=7, loc="upper left", ncol=1, framealpha=0.9)
@@ -85,15 +93,19 @@ def _std_scatter(ax: plt.Axes, per_image: pd.DataFrame) -> None:
 
 def _ratio_by_photons(ax: plt.Axes, per_image: pd.DataFrame) -> None:
     settings = list(dict.fromkeys(zip(per_image["setting"], per_image["beta"], strict=True)))
+    seeds = sorted(per_image["seed"].unique())
     photons = sorted(per_image["photons"].unique())
     x = np.arange(len(photons))
-    width = 0.8 / max(1, len(settings))
+    groups = [(j, st, sd) for j, st in enumerate(settings) for sd in seeds]
+    width = 0.8 / max(1, len(groups))
     rng = np.random.default_rng(0)  # horizontal jitter of the points only
-    for j, ((setting, beta), marker) in enumerate(zip(settings, SETTING_MARKERS, strict=False)):
-        offset = (j - (len(settings) - 1) / 2) * width
+    for g, (j, (setting, beta), seed) in enumerate(groups):
+        marker = SETTING_MARKERS[j % len(SETTING_MARKERS)]
+        offset = (g - (len(groups) - 1) / 2) * width
         meds = []
+        mine = per_image[(per_image["setting"] == setting) & (per_image["seed"] == seed)]
         for i, p in enumerate(photons):
-            r = per_image[(per_image["setting"] == setting) & (per_image["photons"] == p)]["ratio"]
+            r = mine[mine["photons"] == p]["ratio"]
             r = r[np.isfinite(r)]
             ax.scatter(
                 np.full(len(r), x[i] + offset) + rng.uniform(-0.06, 0.06, len(r)),
@@ -109,10 +121,11 @@ def _ratio_by_photons(ax: plt.Axes, per_image: pd.DataFrame) -> None:
             meds,
             marker=marker,
             color=f"C{j}",
+            ls=_seed_line(seed, seeds),
             lw=1.2,
             ms=7,
             mfc="white",
-            label=f"median, {_setting_label(setting, beta)}",
+            label=f"median, {_setting_label(setting, beta)}, psi seed {seed}",
         )
     ax.axhline(1.0, color="black", lw=1)
     ax.axhspan(0.8, 1.25, color="black", alpha=0.08, label="target 0.8-1.25 (vs β = 1)")
@@ -120,20 +133,23 @@ def _ratio_by_photons(ax: plt.Axes, per_image: pd.DataFrame) -> None:
     ax.set_xticks(x, [f"{p:g}" for p in photons])
     ax.set_xlabel("photons per emitter i0")
     ax.set_ylabel("RMS std ratio psi / MCMC (dots: images)")
-    ax.set_title("std ratio by photon count")
+    ax.set_title("std ratio by photon count and psi seed")
     ax.legend(fontsize=7, loc="best", framealpha=0.9)
 
 
 def _reliability(ax: plt.Axes, reliability: pd.DataFrame, coverage: pd.DataFrame) -> None:
     ax.plot([0, 1], [0, 1], color="black", lw=1, label="calibrated (diagonal)")
-    fitted = dict(zip(coverage["method"], coverage["fitted"], strict=True))
-    for method, rows in reliability.groupby("method", sort=False):
+    seeds = sorted(coverage["seed"].unique())
+    fitted = {
+        (r.method, r.seed): r.fitted for r in coverage[["method", "seed", "fitted"]].itertuples()
+    }
+    for (method, seed), rows in reliability.groupby(["method", "seed"], sort=False):
         style = METHOD_STYLE.get(method, {"color": None, "label": method})
-        label = style["label"]
+        label = f"{style['label']}, seed {seed}"
         if method == "psi_recalibrated":
-            label += f" (x{fitted[method]:.2f})"
+            label += f" (x{fitted[method, seed]:.2f})"
         elif method == "phi_const_sigma":
-            label += f" (sigma = {fitted[method]:.3f})"
+            label += f" (sigma = {fitted[method, seed]:.3f})"
         ax.errorbar(
             rows["nominal"],
             rows["empirical"],
@@ -143,30 +159,33 @@ def _reliability(ax: plt.Axes, reliability: pd.DataFrame, coverage: pd.DataFrame
             ms=4,
             capsize=2,
             lw=1.2,
+            ls=_seed_line(seed, seeds),
             label=label,
         )
     low = min(0.3, float(np.nanmin(reliability[["nominal", "lo"]].to_numpy())) - 0.05)
     ax.set_xlim(max(0.0, low), 1)
     ax.set_ylim(max(0.0, low), 1)
     ax.set_aspect("equal")
-    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_xlabel("tested coverage of the central interval (exact for K exchangeable draws)")
     ax.set_ylabel("empirical coverage of the true y0")
-    n = int(coverage["n_pixels"].iloc[0])
-    ax.set_title(f"reliability, {int(coverage['n_images'].iloc[0])} test images, {n} pixels")
+    n = int(coverage["n_images"].iloc[0])
+    ax.set_title(f"reliability, {n} test images per seed")
     ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
 
 
 def _z_panel(ax: plt.Axes, z_hist: pd.DataFrame, coverage: pd.DataFrame) -> None:
-    stats = coverage.set_index("method")
-    for method, rows in z_hist.groupby("method", sort=False):
+    stats = coverage.set_index(["method", "seed"])
+    seeds = sorted(coverage["seed"].unique())
+    for (method, seed), rows in z_hist.groupby(["method", "seed"], sort=False):
         style = METHOD_STYLE.get(method, {"color": None, "label": method})
         edges = np.append(rows["left"].to_numpy(), rows["right"].to_numpy()[-1])
         ax.stairs(
             rows["density"].to_numpy(),
             edges,
             color=style["color"],
+            ls=_seed_line(seed, seeds),
             lw=1.3,
-            label=f"{style['label']}: z std {stats.loc[method, 'z_std']:.2f}",
+            label=f"{style['label']}, seed {seed}: z std {stats.loc[(method, seed), 'z_std']:.2f}",
         )
     z = np.linspace(z_hist["left"].min(), z_hist["right"].max(), 400)
     ax.plot(z, norm.pdf(z), color="black", lw=1, ls="--", label="N(0, 1)")

@@ -24,6 +24,7 @@ from diffloc.figures.fig5 import figure5
 from diffloc.figures.fig6 import figure6
 from diffloc.figures.fig7 import figure7
 from diffloc.figures.style import save_figure
+from diffloc.psi.condition import Condition, read_condition
 from diffloc.psi.diffusion import Sampler, load_psi
 from diffloc.runtime import torch_threads
 
@@ -122,12 +123,13 @@ def fig3(
 ) -> None:
     """Figure 3 (psi's reverse trajectory for test image `image`, axes in nm) as PNG and PDF;
     the one trajectory is sampled on the CPU, on `sampler["threads"]` torch threads, with a
-    generator seeded from (seed, 'fig3', image)."""
+    generator seeded from (seed, 'fig3', image), conditioned as psi was trained."""
     with torch_threads(sampler["threads"]):
-        net, diffusion, _ = load_psi(model, torch.device("cpu"))
+        net, diffusion, meta = load_psi(model, torch.device("cpu"))
         shard, (yhat_all, _) = read_shard(npz), read_yhat(yhat)
         generator = torch.Generator().manual_seed(seeding.torch_seed(seed, "fig3", image))
-        cond = torch.from_numpy(yhat_all[image : image + 1])
+        condition = Condition.from_config(meta["config"])
+        cond = torch.from_numpy(read_condition(condition, [yhat], [npz], image, image + 1))
         traj = diffusion.trajectory(net, cond, generator, Sampler.from_config(sampler))
     geo = shard.metadata["config"]["geometry"]
     fig = figure3(

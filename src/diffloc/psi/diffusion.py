@@ -1,10 +1,11 @@
 """Conditional DDPM psi (paper section 3.2, appendices A.1-A.2): schedules, loss and samplers.
 
 Conventions. KDEs y and phi's estimate yhat are in [0, 1]; the data space is y0 = 2 y - 1 in
-[-1, 1] and the condition is c = yhat (concatenated as a second input channel, in [0, 1]).
+[-1, 1]. The condition c [B, C, H, W] (`diffloc.psi.condition`: channel 0 is yhat, then for
+`diffusion.condition: yhat_x` the camera image's photon channel) is concatenated to the input.
 The diffused variable x0 is y0 (`target: full`, paper) or the residual y0 - (2 yhat - 1)
 (`target: residual`, in [-2, 2]). Forward process: x_t = sqrt(gamma_t) x0 + sqrt(1 - gamma_t) eps,
-t = 1..T, gamma_0 = 1. The network sees (x_t, yhat) and t / T in [0, 1] and outputs eps, x0 or
+t = 1..T, gamma_0 = 1. The network sees (x_t, c) and t / T in [0, 1] and outputs eps, x0 or
 v = sqrt(gamma_t) eps - sqrt(1 - gamma_t) x0 (`prediction`).
 
 Clamp. Samplers clamp the predicted y0 to [-1, 1]. With `target: residual` the clamp applies in
@@ -36,6 +37,7 @@ import torch
 
 from diffloc.config import SCHEDULE_PARAMS
 from diffloc.data.models import load_model
+from diffloc.psi.condition import Condition
 from diffloc.psi.unet import UNet
 
 TARGETS = ("full", "residual")
@@ -45,7 +47,7 @@ NORMS = ("l2", "l1")
 SAMPLERS = ("ancestral", "ancestral_posterior", "paper_a1", "ddim", "dpmpp_2m")
 SPACINGS = ("uniform", "logsnr")
 
-Net = Callable[..., torch.Tensor]  # net(x [B, 2, H, W], t [B] in [0, 1]) -> [B, 1, H, W]
+Net = Callable[..., torch.Tensor]  # net(x [B, 1 + C, H, W], t [B] in [0, 1]) -> [B, 1, H, W]
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,13 @@ def _check_images(name: str, a: torch.Tensor, lo: float = 0.0, hi: float = 1.0) 
         )
 
 
+def _check_condition(cond: torch.Tensor) -> None:
+    """ValueError unless the condition [B, C, H, W] is finite with yhat (channel 0) in [0, 1]."""
+    _check_images("yhat", cond[:, :1])
+    if not torch.isfinite(cond[:, 1:]).all():
+        raise ValueError("the condition's photon channel contains NaN or infinite values")
+
+
 class Diffusion:
     """The diffusion process psi is trained and sampled with (see the module docstring)."""
 
@@ -262,9 +271,10 @@ class Diffusion:
         return a * x0 + s * eps
 
     def training_loss(
-        self, net: Net, y: torch.Tensor, yhat: torch.Tensor, generator: torch.Generator
+        self, net: Net, y: torch.Tensor, cond: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
-        """Scalar loss for a batch of KDEs y and phi estimates yhat ([B, 1, H, W], in [0, 1]).
+        """Scalar loss for a batch of KDEs y [B, 1, H, W] in [0, 1] and conditions cond
+        [B, C, H, W] (channel 0: phi's estimate yhat in [0, 1]).
 
         Draws t ~ U{1..T} and eps ~ N(0, I) from `generator` (also passed to the net for
         dropout, so the net must accept net(x, t, generator)). uniform: mean over pixels and
@@ -272,19 +282,21 @@ class Diffusion:
         (T / 2) mean_rows(w_t mean_pixels(|out - target|^p)) with `vlb_weights` (a bound on
         -log p in nats per pixel, up to the prior term and constants, for l2 only).
         """
-        if y.ndim != 4 or y.shape[1] != 1 or y.shape != yhat.shape:
+        if y.ndim != 4 or y.shape[1] != 1 or cond.ndim != 4 or y[:, 0].shape != cond[:, 0].shape:
             raise ValueError(
-                f"y and yhat must both be [B, 1, H, W], got {list(y.shape)} and {list(yhat.shape)}"
+                f"y must be [B, 1, H, W] and the condition [B, C, H, W] of the same B, H, W, got "
+                f"{list(y.shape)} and {list(cond.shape)}"
             )
         _check_images("y", y)
-        _check_images("yhat", yhat)
+        _check_condition(cond)
+        yhat = cond[:, :1]
         b = y.shape[0]
         t = torch.randint(1, self.T + 1, (b,), generator=generator, device=generator.device)
         eps = torch.randn(y.shape, generator=generator, device=generator.device).to(y)
         t = t.cpu()
         x0 = self.data_to_x0(2 * y - 1, yhat)
         x_t = self.q_sample(x0, t, eps)
-        out = net(torch.cat([x_t, yhat], dim=1), t.to(y.device, y.dtype) / self.T, generator)
+        out = net(torch.cat([x_t, cond], dim=1), t.to(y.device, y.dtype) / self.T, generator)
         err = out.float() - self.prediction_target(x0, eps, t).float()
         per_row = (err.square() if self.norm == "l2" else err.abs()).flatten(1).mean(1)
         if self.weighting == "uniform":
@@ -311,25 +323,25 @@ class Diffusion:
     def _reverse(
         self,
         net: Net,
-        yhat: torch.Tensor,
+        cond: torch.Tensor,
         x: torch.Tensor,
         noise: Callable[[], torch.Tensor],
         sampler: Sampler,
         record: list | None = None,
     ) -> torch.Tensor:
-        """Run the reverse chain from x = x_T for rows with conditions yhat ([B, 1, H, W]).
+        """Run the reverse chain from x = x_T for rows with conditions cond ([B, C, H, W]).
 
         `noise()` returns a fresh N(0, I) draw shaped like x. Returns the clamped x0^ (x-space).
         If `record` is a list, (t, x_t, clamped x0^) are appended for every step.
         """
         steps = timesteps(self.schedule, sampler.steps, sampler.spacing)
         g = self.schedule.gammas
-        b = x.shape[0]
+        b, yhat = x.shape[0], cond[:, :1]
         previous = None  # dpmpp_2m: (x0^, h) of the step before
         for i, t in enumerate(steps):
             p = steps[i + 1] if i + 1 < len(steps) else 0
             tt = torch.full((b,), t, dtype=torch.long)
-            out = net(torch.cat([x, yhat], dim=1), tt.to(x.device, x.dtype) / self.T)
+            out = net(torch.cat([x, cond], dim=1), tt.to(x.device, x.dtype) / self.T)
             x0 = self.clamp_x0(self.to_x0(out.to(x.dtype), x, tt), yhat)
             if record is not None:
                 record.append((t, x, x0))
@@ -363,14 +375,17 @@ class Diffusion:
             record.append((0, x, x))
         return x
 
-    def _prepare(self, yhat: torch.Tensor) -> torch.Tensor:
-        """Validate yhat ([N, H, W] or [N, 1, H, W], in [0, 1]) and return it as [N, 1, H, W]."""
-        if yhat.ndim == 3:
-            yhat = yhat[:, None]
-        if yhat.ndim != 4 or yhat.shape[1] != 1:
-            raise ValueError(f"yhat must be [N, H, W] or [N, 1, H, W], got {list(yhat.shape)}")
-        _check_images("yhat", yhat)
-        return yhat.float()
+    def _prepare(self, cond: torch.Tensor) -> torch.Tensor:
+        """Validate a condition (yhat [N, H, W], or [N, C, H, W] with yhat in channel 0) and
+        return it as float32 [N, C, H, W]."""
+        if cond.ndim == 3:
+            cond = cond[:, None]
+        if cond.ndim != 4:
+            raise ValueError(
+                f"the condition must be yhat [N, H, W] or [N, C, H, W], got {list(cond.shape)}"
+            )
+        _check_condition(cond)
+        return cond.float()
 
     def _image_generators(
         self, n: int, generator: torch.Generator, device: torch.device
@@ -383,7 +398,7 @@ class Diffusion:
     def sample(
         self,
         net: Net,
-        yhat: torch.Tensor,
+        cond: torch.Tensor,
         k: int,
         generator: torch.Generator,
         sampler: Sampler,
@@ -391,20 +406,21 @@ class Diffusion:
     ) -> torch.Tensor:
         """K posterior samples of y per image: [N, K, H, W] float32 on the CPU, values in [0, 1].
 
-        yhat [N, H, W] or [N, 1, H, W] in [0, 1], on the device the net runs on. Each image
-        gets its own generator seeded from `generator`, so results do not depend on
-        `batch_size` (network inputs per forward pass, rounded to whole images: at least K).
+        cond: the condition (`diffloc.psi.condition`) [N, C, H, W], or yhat [N, H, W] in [0, 1],
+        on the device the net runs on. Each image gets its own generator seeded from
+        `generator`, so results do not depend on `batch_size` (network inputs per forward pass,
+        rounded to whole images: at least K).
         """
-        yhat = self._prepare(yhat)
+        cond = self._prepare(cond)
         if k < 1 or batch_size < 1:
             raise ValueError(f"need k >= 1 and batch_size >= 1, got k={k}, batch={batch_size}")
-        n, _, h, w = yhat.shape
-        gens = self._image_generators(n, generator, yhat.device)
+        n, _, h, w = cond.shape
+        gens = self._image_generators(n, generator, cond.device)
         per_batch = max(1, batch_size // k)
         out = torch.empty((n, k, h, w), dtype=torch.float32)
         for start in range(0, n, per_batch):
             g = gens[start : start + per_batch]
-            c = yhat[start : start + per_batch].repeat_interleave(k, dim=0)
+            c = cond[start : start + per_batch].repeat_interleave(k, dim=0)
 
             def noise(g=g):
                 return torch.cat(
@@ -412,21 +428,23 @@ class Diffusion:
                 )
 
             x0 = self._reverse(net, c, noise(), noise, sampler)
-            y = ((self.x0_to_data(x0, c) + 1) / 2).clamp(0.0, 1.0)  # x0 is clamped: rounding only
+            y = ((self.x0_to_data(x0, c[:, :1]) + 1) / 2).clamp(0.0, 1.0)  # clamped x0: rounding
             out[start : start + len(g)] = y.view(len(g), k, h, w).float().cpu()
         return out
 
     @torch.inference_mode()
     def trajectory(
-        self, net: Net, yhat: torch.Tensor, generator: torch.Generator, sampler: Sampler
+        self, net: Net, cond: torch.Tensor, generator: torch.Generator, sampler: Sampler
     ) -> Trajectory:
-        """One reverse run per image with every step recorded (for Figure 3); see Trajectory.
+        """One reverse run per image of condition cond (as in `sample`) with every step recorded
+        (for Figure 3); see Trajectory.
 
         Uses the same per-image seeding as `sample`, so its final state equals `sample` with k=1.
         """
-        yhat = self._prepare(yhat)
-        n, _, h, w = yhat.shape
-        gens = self._image_generators(n, generator, yhat.device)
+        cond = self._prepare(cond)
+        yhat = cond[:, :1]
+        n, _, h, w = cond.shape
+        gens = self._image_generators(n, generator, cond.device)
 
         def noise():
             return torch.cat(
@@ -434,7 +452,7 @@ class Diffusion:
             )
 
         record: list = []
-        self._reverse(net, yhat, noise(), noise, sampler, record)
+        self._reverse(net, cond, noise(), noise, sampler, record)
         shift = 2 * yhat - 1 if self.target == "residual" else torch.zeros_like(yhat)
         g = self.schedule.gammas
         y_t = [(x + math.sqrt(g[t]) * shift + 1) / 2 for t, x, _ in record]
@@ -470,15 +488,28 @@ def vlb_weights(schedule: Schedule, prediction: str) -> np.ndarray:
 
 
 def build_psi(config: dict) -> tuple[UNet, Diffusion]:
-    """The U-Net and diffusion process of a full study config (geometry + diffusion sections)."""
+    """The U-Net (1 + C input channels for `diffusion.condition`) and diffusion process of a full
+    study config (geometry + diffusion sections)."""
     size = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
     cfg = config["diffusion"]
-    return UNet.from_config(cfg["unet"], size), Diffusion.from_config(cfg)
+    channels = 1 + Condition.from_config(config).channels
+    return UNet.from_config(cfg["unet"], size, channels), Diffusion.from_config(cfg)
 
 
-def load_psi(path, device: torch.device) -> tuple[UNet, "Diffusion", dict]:
+def load_psi(
+    path, device: torch.device, condition: str | None = None
+) -> tuple[UNet, "Diffusion", dict]:
     """psi saved by `train_psi`: the U-Net on `device` (channels_last, eval mode), the diffusion
-    process it was trained with, and the model file's metadata."""
+    process it was trained with, and the model file's metadata (its `config` builds the
+    condition: `Condition.from_config`). `condition`: the diffusion.condition the caller has
+    inputs for (ValueError naming the file if psi was trained with another); None: the caller
+    can build either."""
     net, meta = load_model(path, lambda cfg: build_psi(cfg)[0])
+    trained = meta["config"]["diffusion"]["condition"]
+    if condition is not None and trained != condition:
+        raise ValueError(
+            f"{path}: psi was trained with diffusion.condition {trained!r}, but its inputs here "
+            f"are for {condition!r}; retrain psi or use the config it was trained with"
+        )
     _, diffusion = build_psi(meta["config"])
     return net.to(device, memory_format=torch.channels_last), diffusion, meta

@@ -15,6 +15,7 @@ from diffloc.data.files import load_npz, save_csv
 from diffloc.data.posterior import load_posterior, save_posterior
 from diffloc.data.shards import image_range, read_shard, read_yhat
 from diffloc.provenance import versions
+from diffloc.psi.condition import Condition, read_condition
 from diffloc.psi.diffusion import Sampler, build_psi, load_psi
 from diffloc.psi.posterior import sample_summaries
 from diffloc.psi.quality import posterior_quality
@@ -40,7 +41,9 @@ def train_psi(
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
 ) -> None:
-    """Train psi on (yhat, y) pairs (KDE units, [0, 1]); save its EMA weights and a loss log.
+    """Train psi on (condition, y) pairs (y in KDE units, [0, 1]; the condition of
+    `diffusion.condition`: phi's yhat, and for yhat_x the data shards' camera images in photons,
+    `diffloc.psi.condition`); save its EMA weights and a loss log.
 
     `psi` holds the `geometry` and `diffusion` config sections. Training resumes from
     `checkpoint` when it belongs to the same config and data; `on_step(step)` is called after
@@ -60,11 +63,13 @@ def train_psi(
     )
     torch.manual_seed(seeding.torch_seed(seed, "psi", "init"))
     net, diffusion = build_psi(psi)
-    sources, val_sources = psi_sources(train_yhat, train_npz), psi_sources(val_yhat, val_npz)
+    condition = Condition.from_config(psi)
+    sources = psi_sources(train_yhat, train_npz, condition)
+    val_sources = psi_sources(val_yhat, val_npz, condition)
     first_val = to_tensors(
         next(sequential_batches(val_sources, settings.batch_size)), torch.device("cpu")
     )
-    report = diffusion.schedule_report(first_val["y"], first_val["yhat"])
+    report = diffusion.schedule_report(first_val["y"], first_val["cond"][:, :1])
     log.info(
         "psi: %d parameters; schedule gamma_T = %.3g, SNR_T = %.3g, prior KL (eq. 7) %.3g nats per "
         "background pixel, %.3g nats per pixel on validation data",
@@ -76,7 +81,7 @@ def train_psi(
     )
 
     def loss(model, batch, generator):
-        return diffusion.training_loss(model, batch["y"], batch["yhat"], generator)
+        return diffusion.training_loss(model, batch["y"], batch["cond"], generator)
 
     train_and_save(
         net,
@@ -101,6 +106,8 @@ def posterior(
     *,
     model: str | Path,
     yhat: list[str],
+    npz: list[str],
+    condition: str,
     posterior: str | Path,
     split: str,
     chunk: int,
@@ -111,18 +118,18 @@ def posterior(
     seed: int,
     progress: bool = True,
 ) -> None:
-    """Draw K posterior samples of psi for images [start, stop) = `images` of `split` (phi's
-    yhat as condition, KDE units) and save their per-image summaries to `posterior`; torch runs on
-    `sampler["threads"]` CPU threads (pinned by the config: the samples depend on it)."""
+    """Draw K posterior samples of psi for images [start, stop) = `images` of `split` and save
+    their per-image summaries (KDE units) to `posterior`. psi is conditioned on `condition`
+    (diffusion.condition) built from the split's yhat files and, for yhat_x, its data shards
+    `npz`; torch runs on `sampler["threads"]` CPU threads (pinned: the samples depend on it)."""
     with torch_threads(sampler["threads"]):
         start, stop = images
         torch_device = resolve_device(device)
         log_allocation(log, torch_device)
-        net, diffusion, meta = load_psi(model, torch_device)
+        net, diffusion, meta = load_psi(model, torch_device, condition)
         method, k = Sampler.from_config(sampler), sampler["k"]
-        condition = torch.from_numpy(image_range(yhat, start, stop, lambda p: read_yhat(p)[0])).to(
-            torch_device
-        )
+        cond = read_condition(Condition.from_config(meta["config"]), yhat, npz, start, stop)
+        cond = torch.from_numpy(cond).to(torch_device)
         generator = torch.Generator(torch_device).manual_seed(
             seeding.torch_seed(seed, "posterior", split, chunk)
         )
@@ -130,13 +137,14 @@ def posterior(
         summaries = sample_summaries(
             diffusion,
             net,
-            condition,
+            cond,
             generator,
             method,
             k,
             sampler["batch_size"],
             summary["quantiles"],
             summary["raw_samples"],
+            summary["quantile_method"],
             progress=progress,
             desc=f"posterior {split}/{chunk}",
         )
@@ -148,6 +156,7 @@ def posterior(
             "n_images": stop - start,
             "k": k,
             "sampler": sampler,
+            "condition": condition,
             "psi_fingerprint": meta["fingerprint"],
             "seed_key": ["posterior", split, chunk],
             "device": str(torch_device),

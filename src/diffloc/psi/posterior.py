@@ -2,8 +2,15 @@
 
 A summary of N images with K samples each (y units: KDE scale, nominally [0, 1]), all float32:
   mean [N, H, W]; var [N, H, W] (unbiased, ddof = 1); std [N, H, W] = sqrt(var);
-  quantiles [N, Q, H, W] at quantile_levels [Q] (numpy's default 'linear' method, Hyndman & Fan
-  type 7: the order statistic at fractional rank q (K - 1), linearly interpolated);
+  quantiles [N, Q, H, W] at quantile_levels [Q], by a numpy quantile method:
+    'weibull' (Hyndman & Fan type 6): the sample at rank q (K + 1) of the K sorted samples;
+    'linear' (numpy's default, type 7): the sample at rank q (K - 1) + 1;
+  (ranks are 1-based, clamped to [1, K], linearly interpolated between integers)
+  quantile_cdf [Q]: rank / (K + 1), the expected probability below each stored quantile when the
+    truth and the K samples are exchangeable draws (E F(X_(j)) = j / (K + 1)); a central interval
+    between two stored quantiles therefore covers the truth with probability cdf_hi - cdf_lo,
+    exactly when both ranks are integers (order statistics) and closely otherwise. With
+    'weibull' the interval at level c covers c; with 'linear' only about c (K - 1) / (K + 1);
   samples [N, R, H, W]: the first R raw samples of each image, for figures.
 """
 
@@ -14,12 +21,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from diffloc.data.posterior import SUMMARY_KEYS
+from diffloc.data.posterior import SUMMARY_KEYS, quantile_ranks
 from diffloc.psi.diffusion import Diffusion, Net, Sampler
 
 
 def summarise(
-    samples: np.ndarray | torch.Tensor, quantiles: Sequence[float], raw_samples: int
+    samples: np.ndarray | torch.Tensor,
+    quantiles: Sequence[float],
+    raw_samples: int,
+    method: str = "weibull",
 ) -> dict[str, np.ndarray]:
     """Summaries (see module docstring) of samples [N, K, H, W]; moments accumulated in float64."""
     x = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else samples
@@ -35,14 +45,18 @@ def summarise(
         raise ValueError(f"quantile levels must be a non-empty list in (0, 1), got {quantiles}")
     if not 0 <= raw_samples <= x.shape[1]:
         raise ValueError(f"raw_samples must be in 0..K = {x.shape[1]}, got {raw_samples}")
+    ranks = quantile_ranks(levels, x.shape[1], method)
     x64 = x.astype(np.float64)
     var = x64.var(axis=1, ddof=1)
     return {
         "mean": x64.mean(axis=1).astype(np.float32),
         "var": var.astype(np.float32),
         "std": np.sqrt(var).astype(np.float32),
-        "quantiles": np.moveaxis(np.quantile(x64, levels, axis=1), 0, 1).astype(np.float32),
+        "quantiles": np.moveaxis(np.quantile(x64, levels, axis=1, method=method), 0, 1).astype(
+            np.float32
+        ),
         "quantile_levels": levels.astype(np.float32),
+        "quantile_cdf": (ranks / (x.shape[1] + 1)).astype(np.float32),
         "samples": np.ascontiguousarray(x[:, :raw_samples], dtype=np.float32),
     }
 
@@ -51,11 +65,12 @@ def concat_summaries(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.nda
     """Join summaries of consecutive image groups along the image axis."""
     if not parts:
         raise ValueError("no summaries to join")
-    levels = parts[0]["quantile_levels"]
-    if any(not np.array_equal(p["quantile_levels"], levels) for p in parts):
-        raise ValueError("summaries have different quantile levels")
-    out = {k: np.concatenate([p[k] for p in parts]) for k in SUMMARY_KEYS if k != "quantile_levels"}
-    return {**out, "quantile_levels": levels}
+    per_summary = ("quantile_levels", "quantile_cdf")
+    for key in per_summary:
+        if any(not np.array_equal(p[key], parts[0][key]) for p in parts):
+            raise ValueError(f"summaries have different {key} (quantile levels, method or K)")
+    out = {k: np.concatenate([p[k] for p in parts]) for k in SUMMARY_KEYS if k not in per_summary}
+    return {**out, **{key: parts[0][key] for key in per_summary}}
 
 
 def sample_summaries(
@@ -68,11 +83,13 @@ def sample_summaries(
     batch_size: int,
     quantiles: Sequence[float],
     raw_samples: int,
+    method: str = "weibull",
     progress: bool = False,
     desc: str = "posterior",
 ) -> dict[str, np.ndarray]:
-    """Draw K samples per image of yhat [N, H, W] (in [0, 1]) and summarise them, one network
-    batch of images at a time so memory stays bounded; equals summarise(diffusion.sample(...)).
+    """Draw K samples per image of a condition [N, C, H, W] (`diffloc.psi.condition`; channel 0:
+    yhat in [0, 1]) and summarise them, one network batch of images at a time so memory stays
+    bounded; equals summarise(diffusion.sample(...)).
 
     `progress` shows a tqdm bar (labelled `desc`) over the image groups on stderr.
     """
@@ -90,6 +107,7 @@ def sample_summaries(
             diffusion.sample(net, yhat[i : i + group], k, generator, sampler, batch_size),
             quantiles,
             raw_samples,
+            method,
         )
         for i in bar
     ]

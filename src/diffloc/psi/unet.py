@@ -1,4 +1,7 @@
-"""SR3-style conditional U-Net psi: input concat(y_t, yhat) [B, 2, H, W], output [B, 1, H, W].
+"""SR3-style conditional U-Net psi: input concat(y_t, c) [B, 1 + C, H, W], output [B, 1, H, W].
+
+The condition c is yhat (C = 1, paper) or yhat and the camera image's photon channel (C = 2),
+`diffloc.psi.condition`; `in_channels` = 1 + C.
 
 Levels run at H/patch, H/(2 patch), ...; each level has `res_blocks` residual blocks (GroupNorm,
 SiLU, time-embedding injection, dropout) on the way down and `res_blocks + 1` on the way up,
@@ -98,7 +101,7 @@ def _format_of(x: torch.Tensor) -> torch.memory_format:
 
 
 class UNet(nn.Module):
-    """Conditional U-Net: forward(x [B, 2, H, W], t [B] in [0, 1]) -> [B, 1, H, W]."""
+    """Conditional U-Net: forward(x [B, in_channels, H, W], t [B] in [0, 1]) -> [B, 1, H, W]."""
 
     def __init__(
         self,
@@ -178,8 +181,9 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     @classmethod
-    def from_config(cls, unet: dict, image_size: int) -> "UNet":
-        """Build from the `diffusion.unet` config section for image_size x image_size inputs."""
+    def from_config(cls, unet: dict, image_size: int, in_channels: int = 2) -> "UNet":
+        """Build from the `diffusion.unet` config section for image_size x image_size inputs of
+        `in_channels` channels (y_t and the condition)."""
         return cls(
             channels=unet["channels"],
             multipliers=unet["multipliers"],
@@ -190,12 +194,13 @@ class UNet(nn.Module):
             dropout=unet["dropout"],
             patch=unet["patch"],
             image_size=image_size,
+            in_channels=in_channels,
         )
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Network output [B, 1, H, W] for input x [B, 2, H, W] at diffusion times t [B] in [0, 1].
+        """Output [B, 1, H, W] for input x [B, in_channels, H, W] at diffusion times t [B] in [0, 1].
 
         `generator` draws the dropout masks in training mode (the global RNG when None).
         """

@@ -83,12 +83,15 @@ def learning_rate(step: int, s: TrainSettings) -> float:
 
 
 def to_tensors(batch: Arrays, device: torch.device) -> dict[str, torch.Tensor]:
-    """Image arrays [B, H, W] -> float32 tensors [B, 1, H, W] (channels_last) on `device`."""
+    """Image arrays [B, H, W] or [B, C, H, W] -> float32 tensors [B, 1, H, W] or [B, C, H, W]
+    (channels_last) on `device`."""
     out = {}
     for name, array in batch.items():
         t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
         if t.ndim == 3:
-            t = t.unsqueeze(1).contiguous(memory_format=torch.channels_last)
+            t = t.unsqueeze(1)
+        if t.ndim == 4:
+            t = t.contiguous(memory_format=torch.channels_last)
         out[name] = t
     return out
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from diffloc.data.files import ShardError
 from diffloc.data.shards import read_shard, read_yhat, shard_kde, shard_size
+from diffloc.psi.condition import Condition, shard_photons
 from diffloc.training.batches import ShardSource
 
 
@@ -37,8 +38,11 @@ def phi_sources(
     ]
 
 
-def load_yhat_and_kde(yhat_path: str | Path, npz_path: str | Path) -> dict[str, np.ndarray]:
-    """psi's training pair of a shard: phi's yhat [N, sH, sW] and the true KDE y [N, sH, sW]."""
+def load_condition_and_kde(
+    yhat_path: str | Path, npz_path: str | Path, condition: Condition
+) -> dict[str, np.ndarray]:
+    """psi's training pair of a shard: its condition `cond` [N, C, sH, sW] (phi's yhat and, for
+    yhat_x, the camera images x in photons, (x - offset) / gain) and the true KDE y [N, sH, sW]."""
     yhat, meta = read_yhat(yhat_path)
     shard = read_shard(npz_path)
     if meta.get("data_config_hash") != shard.metadata["config_hash"]:
@@ -48,14 +52,16 @@ def load_yhat_and_kde(yhat_path: str | Path, npz_path: str | Path) -> dict[str, 
         )
     if yhat.shape != shard.y.shape:
         raise ShardError(f"{yhat_path}: yhat shape {list(yhat.shape)} differs from y in {npz_path}")
-    return {"yhat": yhat, "y": shard.y}
+    return {"cond": condition.build(yhat, shard_photons(shard)), "y": shard.y}
 
 
-def psi_sources(yhat_paths: list[str | Path], npz_paths: list[str | Path]) -> list[ShardSource]:
-    """Shard sources of (yhat, y) pairs for psi, loaded only when a batch needs them."""
+def psi_sources(
+    yhat_paths: list[str | Path], npz_paths: list[str | Path], condition: Condition
+) -> list[ShardSource]:
+    """Shard sources of (condition, y) pairs for psi, loaded only when a batch needs them."""
     if len(yhat_paths) != len(npz_paths):
         raise ValueError(f"{len(yhat_paths)} yhat files for {len(npz_paths)} data shards")
     return [
-        ShardSource(shard_size(p), lambda p=p, d=d: load_yhat_and_kde(p, d))
+        ShardSource(shard_size(p), lambda p=p, d=d: load_condition_and_kde(p, d, condition))
         for p, d in zip(yhat_paths, npz_paths, strict=True)
     ]

@@ -32,6 +32,15 @@ ABLATION_SPLIT = f"isolated_{ABLATION['photons']}"
 ABLATION_DIR = f"{CALIBRATION_DIR}/ablation"
 
 
+# per-seed tables (metrics/seed_<i>/, calibration/seed_<i>/) gathered into one, with a seed column
+SEED_METRICS = {  # table: its report caption (workflow/report/<caption>.rst)
+    "psi": "psi_metrics",
+    "calibration_mcmc": "calibration_mcmc",
+    "calibration_coverage": "calibration_coverage",
+    "calibration_localization": "calibration_localization",
+}
+SEED_CALIBRATION_TABLES = ["mcmc_per_image", "reliability", "z_histogram"]
+
 CALIBRATION_TARGETS = [
     f"{METRICS}/calibration_mcmc.csv",
     f"{METRICS}/calibration_coverage.csv",

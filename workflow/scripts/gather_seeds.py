@@ -1,0 +1,9 @@
+"""Rules `gather_seed_metrics`, `gather_seed_calibration` (workflow/rules/calibration.smk):
+adapter for diffloc.calibration.jobs.gather_seeds."""
+
+from diffloc.calibration.jobs import gather_seeds
+from diffloc.runtime import job_log
+
+smk = snakemake  # noqa: F821
+with job_log(smk.log[0]):
+    gather_seeds(tables=list(smk.input.tables), seeds=list(smk.params.seeds), csv=smk.output.csv)
