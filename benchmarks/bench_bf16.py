@@ -1,6 +1,6 @@
 """Does bf16 change psi's posterior? Mean and std of K samples, bf16 autocast vs fp32, same weights.
 
-    python benchmarks/bench_bf16.py --model results/gpu/models/psi.pt \
+    python benchmarks/bench_bf16.py --model results/gpu/models/seed_0/psi.pt \
         --yhat results/gpu/yhat/sigma_y_3/test/0000.npz          # trained psi of config/gpu.yaml, on CUDA
     python benchmarks/bench_bf16.py --tiny             # the code path on the CPU, tiny random net
 
@@ -82,7 +82,9 @@ def tiny_config(config: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(REPO / "config" / "gpu.yaml"))
-    parser.add_argument("--model", help="psi weights (models/psi.pt); default: random weights")
+    parser.add_argument(
+        "--model", help="psi weights (models/seed_0/psi.pt); default: random weights"
+    )
     parser.add_argument(
         "--yhat", help="phi's yhat file (yhat/sigma_y_3/test/0000.npz); default: random"
     )

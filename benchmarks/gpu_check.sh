@@ -199,8 +199,8 @@ if wants study; then
         --configfile config/gpu.yaml
 fi
 if wants bf16; then
-    if [[ -f $RUN/models/psi.pt && -f $RUN/yhat/sigma_y_3/test/0000.npz ]]; then
-        run_phase bf16 90 "$PY" benchmarks/bench_bf16.py --model "$RUN/models/psi.pt" \
+    if [[ -f $RUN/models/seed_0/psi.pt && -f $RUN/yhat/sigma_y_3/test/0000.npz ]]; then
+        run_phase bf16 90 "$PY" benchmarks/bench_bf16.py --model "$RUN/models/seed_0/psi.pt" \
             --yhat "$RUN/yhat/sigma_y_3/test/0000.npz"
     else
         echo "no trained psi in $RUN: the bf16 check runs on RANDOM weights (code path only)"

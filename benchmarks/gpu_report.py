@@ -55,6 +55,8 @@ def rule_windows(run: Path) -> dict[str, tuple[float, float]]:
         seconds = float(lines[1].split("\t")[0])
         end = tsv.stat().st_mtime
         rel = tsv.relative_to(run / "benchmarks").parts
+        while len(rel) > 1 and rel[0].startswith(("seed_", "sigma_y_")):
+            rel = rel[1:]  # per psi seed / per KDE width folders: the rule is below them
         rule = rel[0] if len(rel) > 1 else tsv.stem
         if rel[:2] == ("calibration", "ablation") and len(rel) > 2:
             rule = "ablation"  # calibration/ablation/{sampler}.tsv
@@ -109,14 +111,14 @@ def main() -> None:
                 lo, hi = windows[rule]
                 print(f"| {rule} | {hi - lo:.0f} | {mean_util(samples, lo, hi)} |")
     for name in ("train_phi", "train_psi"):
-        path = run / "logs" / f"{name}.log"
-        waits = WAIT.findall(path.read_text()) if path.exists() else []
-        if waits:
-            data, total = map(float, waits[-1])
-            print(
-                f"\n- {name}: waited {data:.1f} s for batches of {total:.1f} s in the loop "
-                f"({100 * data / total:.1f} %)"
-            )
+        for path in sorted((run / "logs").rglob(f"{name}.log")):  # per KDE width / psi seed
+            waits = WAIT.findall(path.read_text())
+            if waits:
+                data, total = map(float, waits[-1])
+                print(
+                    f"\n- {path.relative_to(run)}: waited {data:.1f} s for batches of "
+                    f"{total:.1f} s in the loop ({100 * data / total:.1f} %)"
+                )
     for name in sorted(out.glob("bench_sampling*.csv")):
         rows = list(csv.DictReader(name.open()))
         if rows:

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from diffloc.config import shard_config
+from diffloc.data.condition import Condition
 from diffloc.data.files import ShardError, save_npz
 from diffloc.data.shards import image_range, read_yhat, write_shard
-from diffloc.psi.condition import Condition
 from diffloc.simulate.scenes import simulate_shard
 from diffloc.training.pairs import psi_sources
 

@@ -230,8 +230,10 @@ def test_gpu_report_summarises_a_check(tmp_path):
     (tmp_path / "phases.tsv").write_text(f"study\t{start + 50}\t{start + 99}\t0\n")
     (tmp_path / "gpu_check.log").write_text("versions: torch 9\ndevice: a GPU\n")
     run = tmp_path / "run"
-    (run / "logs").mkdir(parents=True)
-    (run / "logs" / "train_psi.log").write_text(
+    (run / "logs" / "seed_0").mkdir(parents=True)
+    (run / "benchmarks" / "seed_1").mkdir(parents=True)
+    (run / "benchmarks" / "seed_1" / "train_psi.tsv").write_text("s\th:m:s\n30.0\t0:00:30\n")
+    (run / "logs" / "seed_0" / "train_psi.log").write_text(
         "step 4: waited 1.50 s for batches of 30.00 s in the training loop (5.0 %)\n"
     )
     result = _run(
@@ -246,7 +248,10 @@ def test_gpu_report_summarises_a_check(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "| study | 0 | 49 | 80 %" in result.stdout
-    assert "train_psi: waited 1.5 s for batches of 30.0 s in the loop (5.0 %)" in result.stdout
+    assert "seed_0/train_psi.log: waited 1.5 s for batches of 30.0 s in the loop (5.0 %)" in (
+        result.stdout
+    )
+    assert "| train_psi | 30 |" in result.stdout  # benchmarks/seed_1/: the rule below the seed
     assert "device: a GPU" in result.stdout and "calibration_targets.csv: MISSING" in result.stdout
 
 

@@ -13,11 +13,11 @@ from conftest import SCHEMA_PATH
 from diffloc.analyze.frames import Tiling
 from diffloc.analyze.uncertainty import psi_frame
 from diffloc.config import shard_config
+from diffloc.data.condition import CONDITIONS, Condition, photon_channel
 from diffloc.data.files import save_npz
 from diffloc.data.shards import write_shard
 from diffloc.localize.detection import detector_settings
 from diffloc.physics.camera import Camera
-from diffloc.psi.condition import CONDITIONS, Condition, photon_channel
 from diffloc.psi.diffusion import build_psi
 from diffloc.simulate.scenes import simulate_shard
 from diffloc.training.pairs import psi_sources

@@ -212,44 +212,25 @@ rule calibration_ablation:
         "../scripts/calibration_ablation.py"
 
 
-for table, caption in SEED_METRICS.items():
-
-    rule:
-        name:
-            f"gather_{table}"
-        input:
-            tables=[f"{METRICS}/seed_{d}/{table}.csv" for d in PSI_SEEDS],
-        output:
-            csv=report_item(f"{METRICS}/{table}.csv", caption, "Metrics"),
-        params:
-            seeds=PSI_SEEDS,
-        log:
-            f"{RUN}/logs/gather/{table}.log",
-        benchmark:
-            f"{RUN}/benchmarks/gather/{table}.tsv"
-        threads: 1
-        resources:
-            mem_mb=1000,
-            runtime=5,
-        conda:
-            "../../envs/diffloc.yaml"
-        script:
-            "../scripts/gather_seeds.py"
-
-
-rule gather_seed_calibration:
+rule gather_seeds:
     input:
-        tables=lambda wc: [f"{CALIBRATION_DIR}/seed_{d}/{wc.name}.csv" for d in PSI_SEEDS],
+        tables=lambda wc: [f"{RUN}/{wc.folder}/seed_{d}/{wc.table}.csv" for d in PSI_SEEDS],
     output:
-        csv=f"{CALIBRATION_DIR}/{{name}}.csv",
+        csv=report_item(
+            f"{RUN}/{{folder}}/{{table}}.csv",
+            "seed_tables",
+            "Metrics",
+            targets=[f"{METRICS}/{t}.csv" for t in SEED_METRICS],
+        ),
     params:
         seeds=PSI_SEEDS,
     wildcard_constraints:
-        name="|".join(SEED_CALIBRATION_TABLES),
+        folder="metrics|calibration",
+        table="|".join([*SEED_METRICS, *SEED_CALIBRATION_TABLES]),
     log:
-        f"{RUN}/logs/gather/calibration_{{name}}.log",
+        f"{RUN}/logs/gather/{{folder}}/{{table}}.log",
     benchmark:
-        f"{RUN}/benchmarks/gather/calibration_{{name}}.tsv"
+        f"{RUN}/benchmarks/gather/{{folder}}/{{table}}.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -1,5 +1,5 @@
-"""Rules `gather_seed_metrics`, `gather_seed_calibration` (workflow/rules/calibration.smk):
-adapter for diffloc.calibration.jobs.gather_seeds."""
+"""Rule `gather_seeds` (workflow/rules/calibration.smk): adapter for
+diffloc.calibration.jobs.gather_seeds."""
 
 from diffloc.calibration.jobs import gather_seeds
 from diffloc.runtime import job_log

@@ -22,10 +22,10 @@ from diffloc.analyze.fit import photometry
 from diffloc.analyze.frames import Tiling, phi_kde, to_photons
 from diffloc.analyze.settings import AnalyzeSettings
 from diffloc.analyze.uncertainty import psi_frame
+from diffloc.data.condition import Condition
 from diffloc.localize.detection import detect
 from diffloc.phi.network import Phi
 from diffloc.physics.camera import Camera
-from diffloc.psi.condition import Condition
 from diffloc.psi.diffusion import Diffusion
 from diffloc.psi.unet import UNet
 

@@ -16,12 +16,12 @@ import torch
 from diffloc.analyze.card import check_compatible, read_card
 from diffloc.analyze.pipeline import ChunkResult, analyze_chunk
 from diffloc.analyze.settings import AnalyzeSettings, analyze_settings, camera_value
+from diffloc.data.condition import Condition
 from diffloc.data.models import load_model
 from diffloc.data.movies import Movie, open_movie, read_camera
 from diffloc.phi.network import Phi, build_phi
 from diffloc.physics.camera import Camera
 from diffloc.provenance import versions
-from diffloc.psi.condition import Condition
 from diffloc.psi.diffusion import Diffusion, load_psi
 from diffloc.psi.unet import UNet
 from diffloc.runtime import resolve_device, torch_threads

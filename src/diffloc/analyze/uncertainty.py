@@ -2,7 +2,7 @@
 
 For one frame, psi draws K samples of the KDE on every tile (frames.Tiling) whose phi estimate
 reaches `SKIP_BELOW` (an empty tile keeps phi's estimate with zero variance), conditioned as it
-was trained (`diffloc.psi.condition`: the KDE tile and, for yhat_x, the same tile of the frame
+was trained (`diffloc.data.condition`: the KDE tile and, for yhat_x, the same tile of the frame
 in photons, zero photons beyond the frame); the cores of the
 tiles' per-pixel means and variances are stitched into frame maps. Every sample is searched by
 the study's detector, and each localisation (an anchor: phi's detection, in the tile whose core
@@ -17,8 +17,8 @@ import torch
 
 from diffloc.analyze.frames import Tiling
 from diffloc.calibration.metrics import associate, track_summary
+from diffloc.data.condition import Condition
 from diffloc.localize.detection import DetectorSettings, detect
-from diffloc.psi.condition import Condition
 from diffloc.psi.diffusion import Diffusion, Sampler
 from diffloc.psi.unet import UNet
 

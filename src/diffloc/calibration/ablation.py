@@ -201,7 +201,7 @@ def timing_rows(run: Run, ks: Sequence[int], seconds_per_image: float) -> pd.Dat
 @dataclass(frozen=True)
 class AblationImages:
     """The ablation's images: true KDEs `y0` [N, H, W] of the dense test images and psi's
-    `condition` [N, C, H, W] (`diffloc.psi.condition`: phi's estimates, for yhat_x with the
+    `condition` [N, C, H, W] (`diffloc.data.condition`: phi's estimates, for yhat_x with the
     camera images) per group ("test", and "isolated" when isolated images are used), with the
     isolated emitters' true KDEs and MCMC (beta = 1) std maps [M, H, W] (None without them)."""
 

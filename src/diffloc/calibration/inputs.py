@@ -10,11 +10,11 @@ import pandas as pd
 
 from diffloc.calibration.ablation import AblationImages
 from diffloc.calibration.tables import DenseSplit
+from diffloc.data.condition import Condition, read_condition
 from diffloc.data.mcmc import read_maps
 from diffloc.data.posterior import load_posterior
 from diffloc.data.shards import image_range, read_shard, read_yhat
 from diffloc.physics.camera import Camera
-from diffloc.psi.condition import Condition, read_condition
 from diffloc.psi.posterior import concat_summaries
 
 

@@ -27,10 +27,10 @@ from diffloc.calibration.tables import (
     reference_ratios,
     target_checks,
 )
+from diffloc.data.condition import Condition
 from diffloc.data.files import atomic_path, save_csv
 from diffloc.data.mcmc import read_diagnostics
 from diffloc.localize.detection import detector_settings
-from diffloc.psi.condition import Condition
 from diffloc.psi.diffusion import load_psi
 from diffloc.runtime import log_allocation, resolve_device, torch_threads
 

@@ -88,7 +88,7 @@ def _std_scatter(ax: plt.Axes, per_image: pd.DataFrame) -> None:
     ax.set_title("std per isolated emitter, every psi seed")
     for p in photons:
         ax.scatter([], [], color=colors[p], marker="o", s=26, label=f"i0 = {p:g} photons")
-    ax.legend(fontsize=7, loc="upper left", ncol=1, framealpha=0.9)
+    ax.legend(fontsize=7, loc="lower right", ncol=1, framealpha=0.9)
 
 
 def _ratio_by_photons(ax: plt.Axes, per_image: pd.DataFrame) -> None:

@@ -30,7 +30,9 @@ def figure7(
     kinds = list(dict.fromkeys(table["sampler"]))
     ks = sorted(table["k"].unique())
     markers = dict(zip(ks, K_MARKERS, strict=False))
-    panels = [("coverage_error", "mean |coverage - nominal| (50/80/90/95 %)", "calibration error")]
+    panels = [
+        ("coverage_error", "mean |coverage - tested level| (50/80/90/95 %)", "calibration error")
+    ]
     if has_ratio:
         panels.append(("std_ratio_mcmc", "median RMS std ratio psi / MCMC (β = 1)", "std vs MCMC"))
     else:

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from diffloc import seeding
+from diffloc.data.condition import Condition, read_condition
 from diffloc.data.files import ShardError
 from diffloc.data.mcmc import read_chains, read_diagnostics, read_maps
 from diffloc.data.posterior import load_posterior
@@ -24,7 +25,6 @@ from diffloc.figures.fig5 import figure5
 from diffloc.figures.fig6 import figure6
 from diffloc.figures.fig7 import figure7
 from diffloc.figures.style import save_figure
-from diffloc.psi.condition import Condition, read_condition
 from diffloc.psi.diffusion import Sampler, load_psi
 from diffloc.runtime import torch_threads
 

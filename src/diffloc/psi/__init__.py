@@ -1,7 +1,7 @@
 """psi: a conditional diffusion model that samples super-resolved KDEs given phi's estimate.
 
-unet: the conditional U-Net; condition: its input besides y_t (yhat, or yhat and the camera
-image in photons), built in one place; diffusion: noise schedules, training loss, samplers,
+unet: the conditional U-Net (its input besides y_t, yhat or yhat and the camera image in
+photons, is built in one place: diffloc.data.condition); diffusion: noise schedules, training loss, samplers,
 load_psi; posterior: per-image summaries (mean, std, quantiles) of sampled posteriors; quality:
 how well the posterior mean and std maps do against the truth; jobs: one job function per psi
 rule.

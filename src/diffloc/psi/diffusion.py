@@ -1,7 +1,7 @@
 """Conditional DDPM psi (paper section 3.2, appendices A.1-A.2): schedules, loss and samplers.
 
 Conventions. KDEs y and phi's estimate yhat are in [0, 1]; the data space is y0 = 2 y - 1 in
-[-1, 1]. The condition c [B, C, H, W] (`diffloc.psi.condition`: channel 0 is yhat, then for
+[-1, 1]. The condition c [B, C, H, W] (`diffloc.data.condition`: channel 0 is yhat, then for
 `diffusion.condition: yhat_x` the camera image's photon channel) is concatenated to the input.
 The diffused variable x0 is y0 (`target: full`, paper) or the residual y0 - (2 yhat - 1)
 (`target: residual`, in [-2, 2]). Forward process: x_t = sqrt(gamma_t) x0 + sqrt(1 - gamma_t) eps,
@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from diffloc.config import SCHEDULE_PARAMS
+from diffloc.data.condition import Condition
 from diffloc.data.models import load_model
-from diffloc.psi.condition import Condition
 from diffloc.psi.unet import UNet
 
 TARGETS = ("full", "residual")
@@ -406,7 +406,7 @@ class Diffusion:
     ) -> torch.Tensor:
         """K posterior samples of y per image: [N, K, H, W] float32 on the CPU, values in [0, 1].
 
-        cond: the condition (`diffloc.psi.condition`) [N, C, H, W], or yhat [N, H, W] in [0, 1],
+        cond: the condition (`diffloc.data.condition`) [N, C, H, W], or yhat [N, H, W] in [0, 1],
         on the device the net runs on. Each image gets its own generator seeded from
         `generator`, so results do not depend on `batch_size` (network inputs per forward pass,
         rounded to whole images: at least K).

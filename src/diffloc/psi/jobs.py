@@ -11,11 +11,11 @@ import torch
 
 from diffloc import seeding
 from diffloc.config import config_hash
+from diffloc.data.condition import Condition, read_condition
 from diffloc.data.files import load_npz, save_csv
 from diffloc.data.posterior import load_posterior, save_posterior
 from diffloc.data.shards import image_range, read_shard, read_yhat
 from diffloc.provenance import versions
-from diffloc.psi.condition import Condition, read_condition
 from diffloc.psi.diffusion import Sampler, build_psi, load_psi
 from diffloc.psi.posterior import sample_summaries
 from diffloc.psi.quality import posterior_quality
@@ -43,7 +43,7 @@ def train_psi(
 ) -> None:
     """Train psi on (condition, y) pairs (y in KDE units, [0, 1]; the condition of
     `diffusion.condition`: phi's yhat, and for yhat_x the data shards' camera images in photons,
-    `diffloc.psi.condition`); save its EMA weights and a loss log.
+    `diffloc.data.condition`); save its EMA weights and a loss log.
 
     `psi` holds the `geometry` and `diffusion` config sections. Training resumes from
     `checkpoint` when it belongs to the same config and data; `on_step(step)` is called after

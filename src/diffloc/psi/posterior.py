@@ -87,7 +87,7 @@ def sample_summaries(
     progress: bool = False,
     desc: str = "posterior",
 ) -> dict[str, np.ndarray]:
-    """Draw K samples per image of a condition [N, C, H, W] (`diffloc.psi.condition`; channel 0:
+    """Draw K samples per image of a condition [N, C, H, W] (`diffloc.data.condition`; channel 0:
     yhat in [0, 1]) and summarise them, one network batch of images at a time so memory stays
     bounded; equals summarise(diffusion.sample(...)).
 

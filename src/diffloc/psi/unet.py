@@ -1,7 +1,7 @@
 """SR3-style conditional U-Net psi: input concat(y_t, c) [B, 1 + C, H, W], output [B, 1, H, W].
 
 The condition c is yhat (C = 1, paper) or yhat and the camera image's photon channel (C = 2),
-`diffloc.psi.condition`; `in_channels` = 1 + C.
+`diffloc.data.condition`; `in_channels` = 1 + C.
 
 Levels run at H/patch, H/(2 patch), ...; each level has `res_blocks` residual blocks (GroupNorm,
 SiLU, time-embedding injection, dropout) on the way down and `res_blocks + 1` on the way up,

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
+from diffloc.data.condition import Condition, shard_photons
 from diffloc.data.files import ShardError
 from diffloc.data.shards import read_shard, read_yhat, shard_kde, shard_size
-from diffloc.psi.condition import Condition, shard_photons
 from diffloc.training.batches import ShardSource
 
 

@@ -33,12 +33,7 @@ ABLATION_DIR = f"{CALIBRATION_DIR}/ablation"
 
 
 # per-seed tables (metrics/seed_<i>/, calibration/seed_<i>/) gathered into one, with a seed column
-SEED_METRICS = {  # table: its report caption (workflow/report/<caption>.rst)
-    "psi": "psi_metrics",
-    "calibration_mcmc": "calibration_mcmc",
-    "calibration_coverage": "calibration_coverage",
-    "calibration_localization": "calibration_localization",
-}
+SEED_METRICS = ["psi", "calibration_mcmc", "calibration_coverage", "calibration_localization"]
 SEED_CALIBRATION_TABLES = ["mcmc_per_image", "reliability", "z_histogram"]
 
 CALIBRATION_TARGETS = [
