@@ -63,6 +63,10 @@ def test_shipped_and_tiny_configs_keep_the_calibration_consistent(default_config
             lambda c: c["calibration"]["ablation"].update(batch_size=20),
             r"calibration\.ablation\.batch_size.*max\(calibration\.ablation\.k\)",
         ),
+        (  # K = 50: (1 - 0.9)(K + 1)/2 = 2.55 is no order statistic, so no exact 90 % interval
+            lambda c: c["diffusion"]["sampler"].update(k=50),
+            r"calibration\.levels.*not exact order-statistic intervals.*k = 50",
+        ),
         (
             lambda c: c["calibration"]["ablation"].update(test_images=10**6),
             r"calibration\.ablation\.test_images",

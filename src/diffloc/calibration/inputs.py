@@ -12,7 +12,7 @@ from diffloc.calibration.ablation import AblationImages
 from diffloc.calibration.tables import DenseSplit
 from diffloc.data.condition import Condition, read_condition
 from diffloc.data.mcmc import read_maps
-from diffloc.data.posterior import load_posterior
+from diffloc.data.posterior import PER_SUMMARY_KEYS, load_posterior
 from diffloc.data.shards import image_range, read_shard, read_yhat
 from diffloc.physics.camera import Camera
 from diffloc.psi.posterior import concat_summaries
@@ -26,8 +26,7 @@ def read_posterior_split(paths: Sequence[str], n: int | None = None) -> dict[str
         have = len(joined["mean"])
         if n > have:
             raise ValueError(f"need {n} images, the posterior files {list(paths)} hold {have}")
-        per_summary = ("quantile_levels", "quantile_cdf")
-        joined = {k: v if k in per_summary else v[:n] for k, v in joined.items()}
+        joined = {k: v if k in PER_SUMMARY_KEYS else v[:n] for k, v in joined.items()}
     return joined
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from diffloc.data.files import REBUILD_HINT, PosteriorFileError, check_array, load_npz, save_npz
 
 SUMMARY_KEYS = ("mean", "var", "std", "quantiles", "quantile_levels", "quantile_cdf", "samples")
+PER_SUMMARY_KEYS = ("quantile_levels", "quantile_cdf")  # one value per summary, not per image
 
 
 QUANTILE_METHODS = ("weibull", "linear")

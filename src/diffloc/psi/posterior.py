@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from diffloc.data.posterior import SUMMARY_KEYS, quantile_ranks
+from diffloc.data.posterior import PER_SUMMARY_KEYS, SUMMARY_KEYS, quantile_ranks
 from diffloc.psi.diffusion import Diffusion, Net, Sampler
 
 
@@ -65,12 +65,13 @@ def concat_summaries(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.nda
     """Join summaries of consecutive image groups along the image axis."""
     if not parts:
         raise ValueError("no summaries to join")
-    per_summary = ("quantile_levels", "quantile_cdf")
-    for key in per_summary:
+    for key in PER_SUMMARY_KEYS:
         if any(not np.array_equal(p[key], parts[0][key]) for p in parts):
             raise ValueError(f"summaries have different {key} (quantile levels, method or K)")
-    out = {k: np.concatenate([p[k] for p in parts]) for k in SUMMARY_KEYS if k not in per_summary}
-    return {**out, **{key: parts[0][key] for key in per_summary}}
+    out = {
+        k: np.concatenate([p[k] for p in parts]) for k in SUMMARY_KEYS if k not in PER_SUMMARY_KEYS
+    }
+    return {**out, **{key: parts[0][key] for key in PER_SUMMARY_KEYS}}
 
 
 def sample_summaries(
