@@ -115,7 +115,7 @@ def main() -> None:
               f"{agree} of {total}")  # fmt: skip
 
         if args.psi_tiles:
-            psi_cfg = {"geometry": cfg["geometry"], "diffusion": cfg["diffusion"]}
+            psi_cfg = {k: cfg[k] for k in ("geometry", "kde", "diffusion")}
             torch.manual_seed(0)
             net, diffusion = build_psi(psi_cfg)
             sampler, k = cfg["diffusion"]["sampler"], cfg["diffusion"]["sampler"]["k"]

@@ -43,7 +43,7 @@ def models(tmp_path_factory, _default_config):
     root = tmp_path_factory.mktemp("analyze_models")
     cfg = tiny(_default_config)
     cfg["kde"]["sigma_y"] = 3.0
-    phi_cfg = {**cfg["phi"]["model"], "upsample": 4}
+    phi_cfg = {**cfg["phi"]["model"], "upsample": 4, "ceiling": 1.0}
     (root / "sigma_y_3").mkdir()
     phi = root / "sigma_y_3" / "phi.pt"
     save_model(
@@ -54,6 +54,7 @@ def models(tmp_path_factory, _default_config):
     )
     psi_cfg = {
         "geometry": cfg["geometry"],
+        "kde": cfg["kde"],
         "diffusion": {k: v for k, v in cfg["diffusion"].items() if k not in ("sampler", "summary")},
     }
     torch.manual_seed(0)

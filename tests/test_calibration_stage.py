@@ -304,7 +304,7 @@ def tiny_stage(tmp_path_factory):
     ).to_csv(root / "diagnostics.csv", index=False)
     torch.manual_seed(0)
     net, _ = build_psi(config)
-    psi_cfg = {k: config[k] for k in ("geometry", "diffusion")}
+    psi_cfg = {k: config[k] for k in ("geometry", "kde", "diffusion")}
     save_model(root / "psi.pt", net, psi_cfg, {"config": psi_cfg, "network": "psi"})
     return config, root, files
 

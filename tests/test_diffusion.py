@@ -203,8 +203,32 @@ def test_training_loss_rejects_bad_input():
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="y contains NaN"):
         diffusion.training_loss(Spy(), bad, y, gen)
-    with pytest.raises(ValueError, match=r"yhat must lie in \[0.0, 1.0\]"):
+    with pytest.raises(ValueError, match=r"yhat must lie in \[0, 1\]"):
         diffusion.training_loss(Spy(), y, y + 1.5, gen)
+
+
+@pytest.mark.parametrize("target", ["full", "residual"])
+def test_kde_ceiling_is_a_change_of_units(target):
+    """psi on KDEs in [0, c] (kde.normalize: peak, ceiling c) is psi on KDEs / c in [0, 1]: the
+    same loss for (c y, c yhat), and samples c times as large from the same noise."""
+    c = 5.0
+    unit = Diffusion(cosine_schedule(30), target, "x0")
+    scaled = Diffusion(cosine_schedule(30), target, "x0", ceiling=c)
+    gen = torch.Generator().manual_seed(0)
+    y, yhat = torch.rand((3, 1, 6, 6), generator=gen), torch.rand((3, 1, 6, 6), generator=gen)
+    net = ToyDenoiser(unit)
+    loss = unit.training_loss(net, y, yhat, torch.Generator().manual_seed(1))
+    loss_c = scaled.training_loss(net, c * y, c * yhat, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(loss_c, loss)
+    sampler = Sampler("dpmpp_2m", 8)
+    out = unit.sample(net, yhat[:, 0], 4, torch.Generator().manual_seed(2), sampler, 12)
+    out_c = scaled.sample(net, c * yhat[:, 0], 4, torch.Generator().manual_seed(2), sampler, 12)
+    torch.testing.assert_close(out_c, c * out)
+    assert out_c.max() > 1.0  # the values are molecules, not a [0, 1] scale
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 5\].*kde.ceiling"):
+        scaled.training_loss(net, c * y + 0.1, c * yhat, gen)
+    with pytest.raises(ValueError, match="ceiling must be positive"):
+        Diffusion(cosine_schedule(30), ceiling=0.0)
 
 
 # ----- eq. 8 weights against the KL of A.2 ------------------------------------------------------

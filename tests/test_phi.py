@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffloc.phi.network import Phi, build_phi, phi_loss, predict_kde
+from diffloc.phi.network import Phi, build_phi, load_phi_model, phi_loss, predict_kde
+from diffloc.physics.kde import kde_ceiling
 
 
 def _model(**kw):
@@ -55,6 +56,19 @@ def test_config_builds_the_configured_widths():
         build_phi(cfg, 2)
     with pytest.raises(ValueError, match="activation"):
         build_phi({**cfg, "activation": "tanh"}, 4)
+
+
+def test_prediction_is_clamped_to_the_kde_ceiling():
+    """yhat lies in [0, ceiling]: 1 under kde.normalize max, kde.ceiling molecules under peak."""
+    cfg = {"width": 4, "hr_width": 2, "dilations": [1], "activation": "relu"}
+    for ceiling in (1.0, 5.0):
+        model = load_phi_model({**cfg, "upsample": 4, "ceiling": ceiling}).eval()
+        torch.nn.init.constant_(model.out.bias, 100.0)  # pre-activation far above any ceiling
+        torch.nn.init.zeros_(model.out.weight)
+        out = model.predict(torch.zeros(1, 1, 20, 20))
+        assert torch.equal(out, torch.full_like(out, ceiling))
+    assert kde_ceiling({"normalize": "max", "ceiling": 5.0}) == 1.0
+    assert kde_ceiling({"normalize": "peak", "ceiling": 5.0}) == 5.0
 
 
 def test_predict_kde_batches_and_matches_one_pass():

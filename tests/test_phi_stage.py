@@ -11,6 +11,7 @@ from diffloc.data.shards import read_shard, read_yhat
 from diffloc.figures.jobs import fig5
 from diffloc.localize.jobs import localize, phi_targets, photon_sweep
 from diffloc.phi.jobs import infer_phi, train_phi
+from diffloc.physics.kde import kde_ceiling
 from diffloc.simulate.jobs import simulate
 
 
@@ -37,6 +38,7 @@ def stage(tmp_path_factory):
         seed=config["seed"],
         upsample=4,
         sigma_y=config["kde"]["sigma_y"],
+        ceiling=kde_ceiling(config["kde"]),
         checkpoint=str(root / "phi.ckpt"),
         progress=False,
     )

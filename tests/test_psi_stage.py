@@ -12,6 +12,7 @@ from diffloc.config import load_config, shard_config
 from diffloc.data.posterior import load_posterior
 from diffloc.figures.jobs import fig3, fig4
 from diffloc.phi.jobs import infer_phi, train_phi
+from diffloc.physics.kde import kde_ceiling
 from diffloc.psi.jobs import posterior, psi_metrics, train_psi
 from diffloc.psi.quality import posterior_quality
 from diffloc.simulate.jobs import simulate
@@ -37,6 +38,7 @@ def stage(tmp_path_factory):
         seed=config["seed"],
         upsample=4,
         sigma_y=config["kde"]["sigma_y"],
+        ceiling=kde_ceiling(config["kde"]),
         checkpoint=str(root / "phi.ckpt"),
         progress=False,
     )
@@ -56,7 +58,7 @@ def stage(tmp_path_factory):
         "train_npz": [files["psi_train"]],
         "val_yhat": [yhat["val"]],
         "val_npz": [files["val"]],
-        "psi": {k: config[k] for k in ("geometry", "diffusion")},
+        "psi": {k: config[k] for k in ("geometry", "kde", "diffusion")},
         "seed": config["seed"],
     }
     train_psi(

@@ -24,6 +24,7 @@ rule train_phi:
         seed=config["seed"],
         upsample=config["geometry"]["upsample"],
         sigma_y=lambda wc: SIGMA_Y_AXIS[wc.sigma_y],
+        ceiling=kde_ceiling(config["kde"]),
         checkpoint=f"{RUN}/models/{{sigma_y}}/phi.ckpt",
     wildcard_constraints:
         sigma_y=SIGMA_Y_PATTERN,

@@ -16,5 +16,6 @@ with job_log(smk.log[0]):
         seed=smk.params.seed,
         upsample=smk.params.upsample,
         sigma_y=smk.params.sigma_y,
+        ceiling=smk.params.ceiling,
         checkpoint=smk.params.checkpoint,
     )

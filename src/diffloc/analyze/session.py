@@ -19,7 +19,7 @@ from diffloc.analyze.settings import AnalyzeSettings, analyze_settings, camera_v
 from diffloc.data.condition import Condition
 from diffloc.data.models import load_model
 from diffloc.data.movies import Movie, open_movie, read_camera
-from diffloc.phi.network import Phi, build_phi
+from diffloc.phi.network import Phi, load_phi_model
 from diffloc.physics.camera import Camera
 from diffloc.provenance import versions
 from diffloc.psi.diffusion import Diffusion, load_psi
@@ -92,7 +92,7 @@ def open_analysis(
             em_gain=None if camera.get("em_gain") is None else float(camera["em_gain"]),
         )
         device = resolve_device(settings.device)
-        phi, _ = load_model(models / card["phi_file"], lambda cfg: build_phi(cfg, cfg["upsample"]))
+        phi, _ = load_model(models / card["phi_file"], load_phi_model)
         psi = None
         if settings.psi_frames != 0:
             net, diffusion, meta = load_psi(models / card["psi_file"], device)

@@ -24,7 +24,9 @@ def figure3(
     n_snapshots: int = 5,
 ) -> plt.Figure:
     """Top: x (ADU), yhat, the sample, the truth y0. Middle: the state y_t at a few steps of the
-    reverse run (clipped to [0, 1] for display). Bottom: the network's prediction of y_0 there."""
+    reverse run (clipped to the KDE scale, [0, max(1, truth's maximum)], for display). Bottom:
+    the network's prediction of y_0 there."""
+    top_value = max(1.0, float(np.max(y0)))
     picks = snapshot_indices(len(t) - 1, n_snapshots)
     cols = max(4, len(picks))
     fig, axes = plt.subplots(3, cols, figsize=(2.7 * cols, 7.9), layout="constrained")
@@ -32,9 +34,15 @@ def figure3(
         ax.set_visible(False)
     top = [
         (x, lr_pixel_nm, "camera image x", "ADU", {}),
-        (yhat, hr_pixel_nm, "phi's estimate yhat (condition)", "KDE", {"vmin": 0, "vmax": 1}),
-        (y_t[-1], hr_pixel_nm, "posterior sample y_0 ~ psi", "KDE", {"vmin": 0, "vmax": 1}),
-        (y0, hr_pixel_nm, "truth y0", "KDE", {"vmin": 0, "vmax": 1}),
+        (
+            yhat,
+            hr_pixel_nm,
+            "phi's estimate yhat (condition)",
+            "KDE",
+            {"vmin": 0, "vmax": top_value},
+        ),
+        (y_t[-1], hr_pixel_nm, "posterior sample y_0 ~ psi", "KDE", {"vmin": 0, "vmax": top_value}),
+        (y0, hr_pixel_nm, "truth y0", "KDE", {"vmin": 0, "vmax": top_value}),
     ]
     for ax, (image, pixel, title, label, kw) in zip(axes[0], top, strict=False):
         ax.set_visible(True)
@@ -47,12 +55,12 @@ def figure3(
             ax.set_visible(True)
             image_panel(
                 ax,
-                np.clip(stack[i], 0, 1),
+                np.clip(stack[i], 0, top_value),
                 hr_pixel_nm,
                 f"{name}, t = {t[i]}",
                 "KDE",
                 vmin=0,
-                vmax=1,
+                vmax=top_value,
             )
     inner_axes_unlabelled(axes)
     fig.suptitle("Conditional diffusion: reverse trajectory from noise (left) to a sample (right)")

@@ -17,16 +17,18 @@ def figure4(
     lr_pixel_nm: float,
     hr_pixel_nm: float,
 ) -> plt.Figure:
-    """One row per image (arrays [N, ...]); KDE columns share the [0, 1] scale, std has its own."""
+    """One row per image (arrays [N, ...]); KDE columns share one scale, [0, max(1, truth's
+    maximum)] (kde.normalize: max -> [0, 1]), std has its own."""
     n = len(x)
+    top = max(1.0, float(np.max(y0)))
     fig, axes = plt.subplots(n, 5, figsize=(15.5, 2.9 * n), layout="constrained", squeeze=False)
     fig.get_layout_engine().set(w_pad=0.12)
     std_max = float(np.max(std))
     for i in range(n):
         cols = [
             (x[i], lr_pixel_nm, "camera image x", "ADU", {}),
-            (yhat[i], hr_pixel_nm, "phi's estimate yhat", "KDE", {"vmin": 0, "vmax": 1}),
-            (mean[i], hr_pixel_nm, f"posterior mean (K = {k})", "KDE", {"vmin": 0, "vmax": 1}),
+            (yhat[i], hr_pixel_nm, "phi's estimate yhat", "KDE", {"vmin": 0, "vmax": top}),
+            (mean[i], hr_pixel_nm, f"posterior mean (K = {k})", "KDE", {"vmin": 0, "vmax": top}),
             (
                 std[i],
                 hr_pixel_nm,
@@ -34,7 +36,7 @@ def figure4(
                 "KDE std",
                 {"vmin": 0, "vmax": std_max, "cmap": "viridis"},
             ),
-            (y0[i], hr_pixel_nm, "truth y0", "KDE", {"vmin": 0, "vmax": 1}),
+            (y0[i], hr_pixel_nm, "truth y0", "KDE", {"vmin": 0, "vmax": top}),
         ]
         for ax, (image, pixel, title, label, kw) in zip(axes[i], cols, strict=True):
             image_panel(ax, image, pixel, f"test image {i}: {title}", label, **kw)

@@ -12,7 +12,7 @@ from diffloc.config import config_hash
 from diffloc.data.files import load_npz, save_npz
 from diffloc.data.models import load_model
 from diffloc.data.shards import read_shard
-from diffloc.phi.network import build_phi, phi_loss, predict_kde
+from diffloc.phi.network import build_phi, load_phi_model, phi_loss, predict_kde
 from diffloc.provenance import versions
 from diffloc.runtime import log_allocation, resolve_device, torch_threads
 from diffloc.training.loop import TrainSettings, train_and_save
@@ -33,19 +33,22 @@ def train_phi(
     seed: int,
     upsample: int,
     sigma_y: float,
+    ceiling: float,
     checkpoint: str | Path,
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
 ) -> None:
     """Train phi on `train` shards, validated on `val`, towards true KDEs of kernel width
-    `sigma_y` (HR px; rendered from the emitter tables where the shards hold another width);
-    save weights, loss log (MSE per step)."""
+    `sigma_y` (HR px; rendered from the emitter tables where the shards hold another width),
+    yhat clamped to [0, ceiling] (`kde_ceiling`); save weights, loss log (MSE per step)."""
     settings = TrainSettings.from_config(phi["train"])
     log_allocation(log, resolve_device(settings.device))
     data_hashes = [load_npz(p, ())[1]["config_hash"] for p in (*train, *val)]
-    fingerprint = config_hash({"phi": phi, "seed": seed, "data": data_hashes, "sigma_y": sigma_y})
+    fingerprint = config_hash(
+        {"phi": phi, "seed": seed, "data": data_hashes, "sigma_y": sigma_y, "ceiling": ceiling}
+    )
     torch.manual_seed(seeding.torch_seed(seed, "phi", "init"))  # weight initialisation
-    network = build_phi(phi["model"], upsample)
+    network = build_phi(phi["model"], upsample, ceiling)
     log.info(
         "phi: %d parameters, %d training shards, %d validation shards, %s",
         sum(p.numel() for p in network.parameters()),
@@ -62,7 +65,7 @@ def train_phi(
         seed=seed,
         key=("phi",),
         model_path=Path(model),
-        model_config={**phi["model"], "upsample": upsample},
+        model_config={**phi["model"], "upsample": upsample, "ceiling": ceiling},
         metadata={"network": "phi", "sigma_y": sigma_y},
         checkpoint=Path(checkpoint),
         log_csv=Path(log_csv),
@@ -85,7 +88,7 @@ def infer_phi(
     `threads` torch CPU threads (pinned by the config: the float results depend on it)."""
     with torch_threads(threads):
         start = time.perf_counter()
-        network, model_meta = load_model(model, lambda cfg: build_phi(cfg, cfg["upsample"]))
+        network, model_meta = load_model(model, load_phi_model)
         shard = read_shard(npz)
         photons = shard.camera.photoelectrons(shard.x)
         kde = predict_kde(network, photons, batch_size, resolve_device(device))

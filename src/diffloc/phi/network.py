@@ -30,7 +30,8 @@ class Phi(nn.Module):
     Context module at LR resolution (dilated residual blocks that each see the input again),
     two nearest-neighbour 2x resize-convolutions, three refinement blocks and a 1x1 output
     convolution. `forward` returns the pre-activation output (the training loss is computed
-    on it); `predict` applies HardTanh(0, 1), the KDE estimate yhat.
+    on it); `predict` applies HardTanh(0, ceiling), the KDE estimate yhat (ceiling: `kde_ceiling`,
+    1 for kde.normalize: max).
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class Phi(nn.Module):
         dilations: list[int],
         activation: str = "leaky_relu",
         upsample: int = 4,
+        ceiling: float = 1.0,
     ):
         super().__init__()
         if upsample != 4:
@@ -56,7 +58,7 @@ class Phi(nn.Module):
         )
         self.refine = nn.Sequential(*(ConvBlock(hr_width, hr_width, activation) for _ in range(3)))
         self.out = nn.Conv2d(hr_width, 1, 1)
-        self.clamp = nn.Hardtanh(0.0, 1.0)
+        self.clamp = nn.Hardtanh(0.0, ceiling)
 
     def forward(self, photons: torch.Tensor) -> torch.Tensor:
         """Pre-activation KDE estimate [B, 1, 4H, 4W] from photon images [B, 1, H, W]."""
@@ -70,13 +72,20 @@ class Phi(nn.Module):
 
     @torch.inference_mode()
     def predict(self, photons: torch.Tensor) -> torch.Tensor:
-        """KDE estimate yhat in [0, 1], [B, 1, 4H, 4W] (HardTanh applied; eval mode expected)."""
+        """KDE estimate yhat in [0, ceiling], [B, 1, 4H, 4W] (HardTanh; eval mode expected)."""
         return self.clamp(self.forward(photons))
 
 
-def build_phi(cfg: dict, upsample: int) -> Phi:
-    """Phi from the `phi.model` config section."""
-    return Phi(cfg["width"], cfg["hr_width"], list(cfg["dilations"]), cfg["activation"], upsample)
+def build_phi(cfg: dict, upsample: int, ceiling: float = 1.0) -> Phi:
+    """Phi from the `phi.model` config section; yhat is clamped to [0, ceiling] (KDE units)."""
+    return Phi(
+        cfg["width"], cfg["hr_width"], list(cfg["dilations"]), cfg["activation"], upsample, ceiling
+    )
+
+
+def load_phi_model(cfg: dict) -> Phi:
+    """Phi from the model config a phi file stores (`phi.model` plus upsample and ceiling)."""
+    return build_phi(cfg, cfg["upsample"], cfg["ceiling"])
 
 
 def phi_loss(
@@ -90,7 +99,7 @@ def phi_loss(
 def predict_kde(
     model: Phi, photons: np.ndarray, batch_size: int, device: torch.device
 ) -> np.ndarray:
-    """yhat float32 [N, sH, sW] in [0, 1] for photon images [N, H, W], in batches."""
+    """yhat float32 [N, sH, sW] in [0, ceiling] for photon images [N, H, W], in batches."""
     model = model.to(device, memory_format=torch.channels_last).eval()
     out = []
     for start in range(0, len(photons), batch_size):

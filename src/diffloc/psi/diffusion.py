@@ -1,7 +1,8 @@
 """Conditional DDPM psi (paper section 3.2, appendices A.1-A.2): schedules, loss and samplers.
 
-Conventions. KDEs y and phi's estimate yhat are in [0, 1]; the data space is y0 = 2 y - 1 in
-[-1, 1]. The condition c [B, C, H, W] (`diffloc.data.condition`: channel 0 is yhat, then for
+Conventions. KDEs y and phi's estimate yhat are in [0, c], c the KDE ceiling (`kde_ceiling`: 1
+for kde.normalize: max, kde.ceiling molecules for peak); the data space is y0 = 2 y / c - 1 in
+[-1, 1], and below "yhat" means yhat / c. The condition c [B, C, H, W] (`diffloc.data.condition`: channel 0 is yhat, then for
 `diffusion.condition: yhat_x` the camera image's photon channel) is concatenated to the input.
 The diffused variable x0 is y0 (`target: full`, paper) or the residual y0 - (2 yhat - 1)
 (`target: residual`, in [-2, 2]). Forward process: x_t = sqrt(gamma_t) x0 + sqrt(1 - gamma_t) eps,
@@ -38,6 +39,7 @@ import torch
 from diffloc.config import SCHEDULE_PARAMS
 from diffloc.data.condition import Condition
 from diffloc.data.models import load_model
+from diffloc.physics.kde import kde_ceiling
 from diffloc.psi.unet import UNet
 
 TARGETS = ("full", "residual")
@@ -167,20 +169,20 @@ def timesteps(schedule: Schedule, steps: int, spacing: str = "uniform") -> list[
     return [int(v) for v in tau]
 
 
-def _check_images(name: str, a: torch.Tensor, lo: float = 0.0, hi: float = 1.0) -> None:
-    """ValueError unless `a` is finite with values in [lo, hi]."""
+def _check_images(name: str, a: torch.Tensor, hi: float = 1.0) -> None:
+    """ValueError unless `a` is finite with values in [0, hi] (hi: the KDE ceiling)."""
     if not torch.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    if a.numel() and (a.min() < lo or a.max() > hi):
+    if a.numel() and (a.min() < 0 or a.max() > hi):
         raise ValueError(
-            f"{name} must lie in [{lo}, {hi}] (KDEs scaled by kde.normalize: max), got "
-            f"[{a.min().item():.4g}, {a.max().item():.4g}]"
+            f"{name} must lie in [0, {hi:g}] (the KDE range: [0, 1] for kde.normalize: max, "
+            f"[0, kde.ceiling] for peak), got [{a.min().item():.4g}, {a.max().item():.4g}]"
         )
 
 
-def _check_condition(cond: torch.Tensor) -> None:
-    """ValueError unless the condition [B, C, H, W] is finite with yhat (channel 0) in [0, 1]."""
-    _check_images("yhat", cond[:, :1])
+def _check_condition(cond: torch.Tensor, hi: float = 1.0) -> None:
+    """ValueError unless the condition [B, C, H, W] is finite with yhat (channel 0) in [0, hi]."""
+    _check_images("yhat", cond[:, :1], hi)
     if not torch.isfinite(cond[:, 1:]).all():
         raise ValueError("the condition's photon channel contains NaN or infinite values")
 
@@ -195,7 +197,10 @@ class Diffusion:
         prediction: str = "eps",
         weighting: str = "uniform",
         norm: str = "l2",
+        ceiling: float = 1.0,
     ):
+        if not ceiling > 0:
+            raise ValueError(f"the KDE ceiling must be positive, got {ceiling}")
         for name, value, allowed in (
             ("target", target, TARGETS),
             ("prediction", prediction, PREDICTIONS),
@@ -208,19 +213,28 @@ class Diffusion:
         self.T = schedule.T
         self.target, self.prediction = target, prediction
         self.weighting, self.norm = weighting, norm
+        self.ceiling = float(ceiling)  # KDE value mapped to +1 in data space (kde_ceiling)
         self.gammas = torch.from_numpy(schedule.gammas)  # float64 [T + 1]
         self.loss_weights = torch.from_numpy(vlb_weights(schedule, prediction))  # [T + 1]
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "Diffusion":
-        """Build from the `diffusion` config section."""
+    def from_config(cls, cfg: dict, ceiling: float = 1.0) -> "Diffusion":
+        """Build from the `diffusion` config section and the KDE ceiling (`kde_ceiling`)."""
         return cls(
             Schedule.from_config(cfg["schedule"]),
             cfg["target"],
             cfg["prediction"],
             cfg["loss"]["weighting"],
             cfg["loss"]["norm"],
+            ceiling,
         )
+
+    def _unit(self, cond: torch.Tensor) -> torch.Tensor:
+        """The condition with yhat (channel 0) divided by the ceiling: the [0, 1] scale that
+        data space y0 = 2 y / ceiling - 1 is built on."""
+        if self.ceiling == 1.0:
+            return cond
+        return torch.cat([cond[:, :1] / self.ceiling, cond[:, 1:]], dim=1)
 
     # ----- coefficients and parametrisations -----------------------------------------------
     def _coef(self, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,8 +301,9 @@ class Diffusion:
                 f"y must be [B, 1, H, W] and the condition [B, C, H, W] of the same B, H, W, got "
                 f"{list(y.shape)} and {list(cond.shape)}"
             )
-        _check_images("y", y)
-        _check_condition(cond)
+        _check_images("y", y, self.ceiling)
+        _check_condition(cond, self.ceiling)
+        y, cond = y / self.ceiling, self._unit(cond)
         yhat = cond[:, :1]
         b = y.shape[0]
         t = torch.randint(1, self.T + 1, (b,), generator=generator, device=generator.device)
@@ -310,7 +325,9 @@ class Diffusion:
         return 0.5 * (g * x0.double().square() - g - math.log1p(-g))
 
     def schedule_report(self, y: torch.Tensor, yhat: torch.Tensor) -> dict[str, float]:
-        """gamma_T, SNR_T and the prior KL (nats/pixel) for background and for a batch (y, yhat)."""
+        """gamma_T, SNR_T and the prior KL (nats/pixel) for background and for a batch (y, yhat)
+        in KDE units."""
+        y, yhat = y / self.ceiling, yhat / self.ceiling
         background = self.data_to_x0(torch.full((1,), -1.0), torch.zeros(1))
         return {
             "gamma_T": float(self.schedule.gammas[-1]),
@@ -384,8 +401,8 @@ class Diffusion:
             raise ValueError(
                 f"the condition must be yhat [N, H, W] or [N, C, H, W], got {list(cond.shape)}"
             )
-        _check_condition(cond)
-        return cond.float()
+        _check_condition(cond, self.ceiling)
+        return self._unit(cond.float())
 
     def _image_generators(
         self, n: int, generator: torch.Generator, device: torch.device
@@ -404,9 +421,11 @@ class Diffusion:
         sampler: Sampler,
         batch_size: int,
     ) -> torch.Tensor:
-        """K posterior samples of y per image: [N, K, H, W] float32 on the CPU, values in [0, 1].
+        """K posterior samples of y per image: [N, K, H, W] float32 on the CPU, values in
+        [0, ceiling] (KDE units).
 
-        cond: the condition (`diffloc.data.condition`) [N, C, H, W], or yhat [N, H, W] in [0, 1],
+        cond: the condition (`diffloc.data.condition`) [N, C, H, W], or yhat [N, H, W] in
+        [0, ceiling],
         on the device the net runs on. Each image gets its own generator seeded from
         `generator`, so results do not depend on `batch_size` (network inputs per forward pass,
         rounded to whole images: at least K).
@@ -429,7 +448,7 @@ class Diffusion:
 
             x0 = self._reverse(net, c, noise(), noise, sampler)
             y = ((self.x0_to_data(x0, c[:, :1]) + 1) / 2).clamp(0.0, 1.0)  # clamped x0: rounding
-            out[start : start + len(g)] = y.view(len(g), k, h, w).float().cpu()
+            out[start : start + len(g)] = (self.ceiling * y).view(len(g), k, h, w).float().cpu()
         return out
 
     @torch.inference_mode()
@@ -459,8 +478,8 @@ class Diffusion:
         y0 = [(self.x0_to_data(x0, yhat) + 1) / 2 for _, _, x0 in record]
         return Trajectory(
             [t for t, _, _ in record],
-            torch.cat(y_t, dim=1).float().cpu(),
-            torch.cat(y0, dim=1).float().cpu(),
+            self.ceiling * torch.cat(y_t, dim=1).float().cpu(),
+            self.ceiling * torch.cat(y0, dim=1).float().cpu(),
         )
 
 
@@ -489,11 +508,12 @@ def vlb_weights(schedule: Schedule, prediction: str) -> np.ndarray:
 
 def build_psi(config: dict) -> tuple[UNet, Diffusion]:
     """The U-Net (1 + C input channels for `diffusion.condition`) and diffusion process of a full
-    study config (geometry + diffusion sections)."""
+    study config (geometry, kde and diffusion sections)."""
     size = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
     cfg = config["diffusion"]
     channels = 1 + Condition.from_config(config).channels
-    return UNet.from_config(cfg["unet"], size, channels), Diffusion.from_config(cfg)
+    ceiling = kde_ceiling(config["kde"])
+    return UNet.from_config(cfg["unet"], size, channels), Diffusion.from_config(cfg, ceiling)
 
 
 def load_psi(

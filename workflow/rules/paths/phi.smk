@@ -5,6 +5,7 @@
 import re
 
 from diffloc.config import sigma_y_tag
+from diffloc.physics.kde import kde_ceiling
 
 SIGMA_Y_AXIS = {sigma_y_tag(s): s for s in config["localize"]["sigma_y_axis"]}
 SIGMA_Y_PATTERN = "|".join(map(re.escape, SIGMA_Y_AXIS))

@@ -52,10 +52,11 @@ def condition_shards(split):
 
 
 def psi_training_config():
-    """What psi's training depends on: geometry and the diffusion section without the sampler
-    and the summaries (changing how samples are drawn or summarised does not retrain psi)."""
+    """What psi's training depends on: geometry, the KDE's scale and the diffusion section without
+    the sampler and the summaries (changing how samples are drawn or summarised does not retrain
+    psi)."""
     diffusion = {k: v for k, v in config["diffusion"].items() if k not in ("sampler", "summary")}
-    return {"geometry": config["geometry"], "diffusion": diffusion}
+    return {"geometry": config["geometry"], "kde": config["kde"], "diffusion": diffusion}
 
 
 PSI_TARGETS = [
