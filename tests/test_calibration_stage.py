@@ -374,11 +374,11 @@ def test_calibration_coverage_and_targets_jobs(tiny_stage):
     assert [open(p, "rb").read() for p in outs.values()] == first
     # the targets from this table (as two psi seeds, gathered) and a fresh MCMC and psi table
     gathered = root / "coverage_gathered.csv"
-    gather_seeds(tables=[outs["csv"], outs["csv"]], seeds=[0, 1], csv=str(gathered))
+    gather_seeds(tables=[outs["csv"], outs["csv"]], seeds=[0, 1], csv=[str(gathered)])
     both = pd.read_csv(gathered)
     assert both.columns[0] == "seed" and both["seed"].tolist() == [0, 0, 0, 1, 1, 1]
     with pytest.raises(ValueError, match="already has a 'seed' column"):
-        gather_seeds(tables=[str(gathered)], seeds=[0], csv=str(root / "twice.csv"))
+        gather_seeds(tables=[str(gathered)], seeds=[0], csv=[str(root / "twice.csv")])
     mcmc, psi = root / "calibration_mcmc_for_targets.csv", root / "psi_for_targets.csv"
     pd.DataFrame(
         {

@@ -398,15 +398,15 @@ def test_localize_job_names_the_detector_and_width_in_log_metadata_and_metrics(
     simulate(shard=shard_config(config, "test", 0), npz=str(npz), parquet=str(parquet))
     caplog.set_level(logging.INFO, logger="diffloc.localize.jobs")
     localize(
-        kde=[str(npz)],
-        npz=[str(npz)],
-        parquet=[str(parquet)],
-        table=tmp_path / "oracle.parquet",
-        metrics=tmp_path / "oracle.csv",
+        kde={"test": [str(npz)]},
+        npz={"test": [str(npz)]},
+        parquet={"test": [str(parquet)]},
+        tables=[str(tmp_path / "oracle.parquet")],
+        metrics=[str(tmp_path / "oracle.csv")],
+        splits=["test"],
         config={k: config[k] for k in ("localize", "kde", "geometry")},
         source="oracle",
-        split="test",
-        photons=1000.0,
+        photons={"test": 1000.0},
         sigma_y=config["kde"]["sigma_y"],
     )
     table, meta = read_table(tmp_path / "oracle.parquet")

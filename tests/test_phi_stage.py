@@ -9,7 +9,7 @@ from conftest import REPO, SCHEMA_PATH, tiny
 from diffloc.config import load_config, shard_config
 from diffloc.data.shards import read_shard, read_yhat
 from diffloc.figures.jobs import fig5
-from diffloc.localize.jobs import localize, phi_targets, photon_sweep
+from diffloc.localize.jobs import localize_split, phi_targets, photon_sweep
 from diffloc.phi.jobs import infer_phi, train_phi
 from diffloc.physics.kde import kde_ceiling
 from diffloc.simulate.jobs import simulate
@@ -61,8 +61,8 @@ def test_inference_writes_yhat_with_provenance(stage):
     out = root / "yhat_test.npz"
     infer_phi(
         model=str(root / "phi.pt"),
-        npz=files["test"][0][0],
-        yhat=str(out),
+        npz=[files["test"][0][0]],
+        yhat=[str(out)],
         batch_size=4,
         device="cpu",
         threads=1,
@@ -82,15 +82,15 @@ def test_localisation_sweep_targets_and_figure(stage):
         yhat_path = root / f"yhat_{split}.npz"
         infer_phi(
             model=str(root / "phi.pt"),
-            npz=npz,
-            yhat=str(yhat_path),
+            npz=[npz],
+            yhat=[str(yhat_path)],
             batch_size=4,
             device="cpu",
             threads=1,
         )
         for source, kde in (("phi", str(yhat_path)), ("oracle", npz)):
             out = root / f"{source}_{split}"
-            localize(
+            localize_split(
                 kde=[kde],
                 npz=[npz],
                 parquet=[parquet],

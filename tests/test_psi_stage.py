@@ -47,8 +47,8 @@ def stage(tmp_path_factory):
         yhat[split] = str(root / f"yhat_{split}.npz")
         infer_phi(
             model=str(root / "phi.pt"),
-            npz=files[split],
-            yhat=yhat[split],
+            npz=[files[split]],
+            yhat=[yhat[split]],
             batch_size=4,
             device="cpu",
             threads=1,

@@ -435,7 +435,8 @@ def shard_config(config: dict, split: str, shard: int) -> dict:
         raise ConfigError(f"unknown split {split!r}; configured splits: {sorted(all_splits)}")
     spec = all_splits[split]
     return {
-        **{k: config[k] for k in ("seed", "geometry", "psf", "camera", "kde")},
+        **{k: config[k] for k in ("seed", "geometry", "psf", "camera")},
+        "kde": {k: config["kde"][k] for k in ("sigma_y", "normalize")},  # not the networks' ceiling
         "scene": spec.scene,
         "split": split,
         "shard": shard,

@@ -212,25 +212,24 @@ rule calibration_ablation:
         "../scripts/calibration_ablation.py"
 
 
+localrules:
+    gather_seeds,
+
+
 rule gather_seeds:
     input:
-        tables=lambda wc: [f"{RUN}/{wc.folder}/seed_{d}/{wc.table}.csv" for d in PSI_SEEDS],
+        tables=[f for _, per_seed in SEED_TABLES for f in per_seed],
     output:
-        csv=report_item(
-            f"{RUN}/{{folder}}/{{table}}.csv",
-            "seed_tables",
-            "Metrics",
-            targets=[f"{METRICS}/{t}.csv" for t in SEED_METRICS],
-        ),
+        csv=[
+            report_item(gathered, "seed_tables", "Metrics") if gathered.startswith(METRICS) else gathered
+            for gathered, _ in SEED_TABLES
+        ],
     params:
         seeds=PSI_SEEDS,
-    wildcard_constraints:
-        folder="metrics|calibration",
-        table="|".join([*SEED_METRICS, *SEED_CALIBRATION_TABLES]),
     log:
-        f"{RUN}/logs/gather/{{folder}}/{{table}}.log",
+        f"{RUN}/logs/gather_seeds.log",
     benchmark:
-        f"{RUN}/benchmarks/gather/{{folder}}/{{table}}.tsv"
+        f"{RUN}/benchmarks/gather_seeds.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -8,24 +8,28 @@ include: "paths/localize.smk"
 
 rule localize:
     input:
-        kde=kde_inputs,
-        npz=lambda wc: shard_files(wc.split, "npz"),
-        parquet=lambda wc: shard_files(wc.split, "parquet"),
+        unpack(
+            lambda wc: grouped_inputs(
+                kde={s: kde_inputs(wc.source, s, wc.sigma_y) for s in LOCALIZE_SPLITS},
+                npz={s: shard_files(s, "npz") for s in LOCALIZE_SPLITS},
+                parquet={s: shard_files(s, "parquet") for s in LOCALIZE_SPLITS},
+            )
+        ),
     output:
-        table=f"{RUN}/localizations/{{sigma_y}}/{{source}}/{{split}}.parquet",
-        metrics=f"{METRICS}/localization/{{sigma_y}}/{{source}}/{{split}}.csv",
+        tables=[f"{RUN}/localizations/{{sigma_y}}/{{source}}/{s}.parquet" for s in LOCALIZE_SPLITS],
+        metrics=[f"{METRICS}/localization/{{sigma_y}}/{{source}}/{s}.csv" for s in LOCALIZE_SPLITS],
     params:
         config={k: config[k] for k in ("localize", "kde", "geometry")},
-        photons=lambda wc: split_photons(wc.split),
+        splits=LOCALIZE_SPLITS,
+        photons={s: split_photons(s) for s in LOCALIZE_SPLITS},
         sigma_y=lambda wc: SIGMA_Y_AXIS[wc.sigma_y],
     wildcard_constraints:
         sigma_y=SIGMA_Y_PATTERN,
         source="phi|oracle",
-        split="|".join(LOCALIZE_SPLITS),
     log:
-        f"{RUN}/logs/{{sigma_y}}/localize/{{source}}/{{split}}.log",
+        f"{RUN}/logs/{{sigma_y}}/localize/{{source}}.log",
     benchmark:
-        f"{RUN}/benchmarks/{{sigma_y}}/localize/{{source}}/{{split}}.tsv"
+        f"{RUN}/benchmarks/{{sigma_y}}/localize/{{source}}.tsv"
     threads: 1
     resources:
         mem_mb=2000,

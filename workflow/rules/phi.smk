@@ -46,20 +46,19 @@ rule train_phi:
 rule infer_phi:
     input:
         model=f"{RUN}/models/{{sigma_y}}/phi.pt",
-        npz=f"{RUN}/data/{{split}}/{{shard}}.npz",
+        npz=[f for s in YHAT_SPLITS for f in shard_files(s, "npz")],
     output:
-        yhat=f"{RUN}/yhat/{{sigma_y}}/{{split}}/{{shard}}.npz",
+        yhat=[f for s in YHAT_SPLITS for f in yhat_files(s, "{sigma_y}")],
     params:
         batch_size=config["phi"]["infer_batch_size"],
         device=config["phi"]["train"]["device"],
         threads=config["phi"]["infer_threads"],
     wildcard_constraints:
         sigma_y=SIGMA_Y_PATTERN,
-        split="|".join(YHAT_SPLITS),
     log:
-        f"{RUN}/logs/{{sigma_y}}/infer_phi/{{split}}/{{shard}}.log",
+        f"{RUN}/logs/{{sigma_y}}/infer_phi.log",
     benchmark:
-        f"{RUN}/benchmarks/{{sigma_y}}/infer_phi/{{split}}/{{shard}}.tsv"
+        f"{RUN}/benchmarks/{{sigma_y}}/infer_phi.tsv"
     threads: config["phi"]["infer_threads"]
     resources:
         mem_mb=2000,

@@ -6,4 +6,6 @@ from diffloc.runtime import job_log
 
 smk = snakemake  # noqa: F821
 with job_log(smk.log[0]):
-    gather_seeds(tables=list(smk.input.tables), seeds=list(smk.params.seeds), csv=smk.output.csv)
+    gather_seeds(
+        tables=list(smk.input.tables), seeds=list(smk.params.seeds), csv=list(smk.output.csv)
+    )

@@ -7,8 +7,8 @@ smk = snakemake  # noqa: F821
 with job_log(smk.log[0]):
     infer_phi(
         model=smk.input.model,
-        npz=smk.input.npz,
-        yhat=smk.output.yhat,
+        npz=list(smk.input.npz),
+        yhat=list(smk.output.yhat),
         batch_size=smk.params.batch_size,
         device=smk.params.device,
         threads=smk.params.threads,

@@ -1,19 +1,19 @@
 """Rule `localize` (workflow/rules/localize.smk): adapter for diffloc.localize.jobs.localize."""
 
 from diffloc.localize.jobs import localize
-from diffloc.runtime import job_log
+from diffloc.runtime import grouped, job_log
 
 smk = snakemake  # noqa: F821
 with job_log(smk.log[0]):
     localize(
-        kde=list(smk.input.kde),
-        npz=list(smk.input.npz),
-        parquet=list(smk.input.parquet),
-        table=smk.output.table,
-        metrics=smk.output.metrics,
+        kde=grouped(smk.input, "kde"),
+        npz=grouped(smk.input, "npz"),
+        parquet=grouped(smk.input, "parquet"),
+        tables=list(smk.output.tables),
+        metrics=list(smk.output.metrics),
+        splits=smk.params.splits,
         config=smk.params.config,
         source=smk.wildcards.source,
-        split=smk.wildcards.split,
         photons=smk.params.photons,
         sigma_y=smk.params.sigma_y,
     )

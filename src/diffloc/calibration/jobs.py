@@ -259,10 +259,18 @@ def calibration_ablation(
     save_csv(seconds, timing, float_format="%.6g")
 
 
-def gather_seeds(*, tables: list[str | Path], seeds: list[int], csv: str | Path) -> None:
-    """One CSV of per-seed tables (same columns), with psi's training seed as first column."""
-    if len(tables) != len(seeds):
-        raise ValueError(f"{len(tables)} tables for {len(seeds)} seeds")
+def gather_seeds(*, tables: list[str | Path], seeds: list[int], csv: list[str | Path]) -> None:
+    """csv[i]: the per-seed tables tables[i * S : (i + 1) * S] (S = len(seeds), seed order, same
+    columns) stacked into one CSV with psi's training seed as first column."""
+    if len(tables) != len(seeds) * len(csv):
+        raise ValueError(f"{len(tables)} tables for {len(seeds)} seeds x {len(csv)} outputs")
+    n = len(seeds)
+    for i, gathered in enumerate(csv):
+        _gather(tables[i * n : (i + 1) * n], seeds, gathered)
+
+
+def _gather(tables: list[str | Path], seeds: list[int], csv: str | Path) -> None:
+    """One CSV of per-seed tables with a `seed` first column."""
     frames = []
     for path, seed in zip(tables, seeds, strict=True):
         frame = pd.read_csv(path)

@@ -18,6 +18,36 @@ log = logging.getLogger(__name__)
 
 def localize(
     *,
+    kde: dict[str, list[str]],
+    npz: dict[str, list[str]],
+    parquet: dict[str, list[str]],
+    tables: list[str],
+    metrics: list[str],
+    splits: list[str],
+    config: dict,
+    source: str,
+    photons: dict[str, float],
+    sigma_y: float,
+) -> None:
+    """`localize_split` for every split of `splits` in one job (tables[i], metrics[i] belong to
+    splits[i]; inputs and photons per emitter keyed by split)."""
+    for split, table, metric in zip(splits, tables, metrics, strict=True):
+        localize_split(
+            kde=kde[split],
+            npz=npz[split],
+            parquet=parquet[split],
+            table=table,
+            metrics=metric,
+            config=config,
+            source=source,
+            split=split,
+            photons=photons[split],
+            sigma_y=sigma_y,
+        )
+
+
+def localize_split(
+    *,
     kde: list[str],
     npz: list[str],
     parquet: list[str],

@@ -12,7 +12,7 @@ from diffloc.config import config_hash
 from diffloc.data.files import load_npz, save_npz
 from diffloc.data.models import load_model
 from diffloc.data.shards import read_shard
-from diffloc.phi.network import build_phi, load_phi_model, phi_loss, predict_kde
+from diffloc.phi.network import Phi, build_phi, load_phi_model, phi_loss, predict_kde
 from diffloc.provenance import versions
 from diffloc.runtime import log_allocation, resolve_device, torch_threads
 from diffloc.training.loop import TrainSettings, train_and_save
@@ -78,29 +78,40 @@ def train_phi(
 def infer_phi(
     *,
     model: str | Path,
-    npz: str | Path,
-    yhat: str | Path,
+    npz: list[str],
+    yhat: list[str],
     batch_size: int,
     device: str,
     threads: int = 1,
 ) -> None:
-    """Predict yhat (float32 [N, sH, sW] in [0, 1]) for every image of shard `npz` with phi, on
-    `threads` torch CPU threads (pinned by the config: the float results depend on it)."""
+    """Predict yhat (float32 [N, sH, sW] in [0, kde ceiling]) for every image of data shard
+    npz[i] into yhat[i] with phi, on `threads` torch CPU threads (pinned by the config: the
+    float results depend on it); one job for many shards."""
+    if len(npz) != len(yhat):
+        raise ValueError(f"{len(npz)} data shards but {len(yhat)} yhat outputs")
     with torch_threads(threads):
-        start = time.perf_counter()
         network, model_meta = load_model(model, load_phi_model)
-        shard = read_shard(npz)
-        photons = shard.camera.photoelectrons(shard.x)
-        kde = predict_kde(network, photons, batch_size, resolve_device(device))
-        metadata = {
-            "n_images": shard.n_images,
-            "split": shard.metadata["split"],
-            "shard": shard.metadata["shard"],
-            "data_config_hash": shard.metadata["config_hash"],
-            "phi_fingerprint": model_meta["fingerprint"],
-            "versions": versions(),
-        }
-        save_npz(yhat, {"yhat": kde}, metadata)
-        log.info(
-            "%s: %d images in %.2f s -> %s", npz, shard.n_images, time.perf_counter() - start, yhat
-        )
+        for source, target in zip(npz, yhat, strict=True):
+            _infer_shard(network, model_meta, source, target, batch_size, device)
+
+
+def _infer_shard(
+    network: Phi, model_meta: dict, npz: str, yhat: str, batch_size: int, device: str
+) -> None:
+    """phi's yhat of one data shard, with provenance."""
+    start = time.perf_counter()
+    shard = read_shard(npz)
+    photons = shard.camera.photoelectrons(shard.x)
+    kde = predict_kde(network, photons, batch_size, resolve_device(device))
+    metadata = {
+        "n_images": shard.n_images,
+        "split": shard.metadata["split"],
+        "shard": shard.metadata["shard"],
+        "data_config_hash": shard.metadata["config_hash"],
+        "phi_fingerprint": model_meta["fingerprint"],
+        "versions": versions(),
+    }
+    save_npz(yhat, {"yhat": kde}, metadata)
+    log.info(
+        "%s: %d images in %.2f s -> %s", npz, shard.n_images, time.perf_counter() - start, yhat
+    )

@@ -35,6 +35,12 @@ ABLATION_DIR = f"{CALIBRATION_DIR}/ablation"
 # per-seed tables (metrics/seed_<i>/, calibration/seed_<i>/) gathered into one, with a seed column
 SEED_METRICS = ["psi", "calibration_mcmc", "calibration_coverage", "calibration_localization"]
 SEED_CALIBRATION_TABLES = ["mcmc_per_image", "reliability", "z_histogram"]
+# (gathered table, its per-seed tables in seed order), for rule gather_seeds (one cheap local job)
+SEED_TABLES = [
+    (f"{RUN}/{folder}/{table}.csv", [f"{RUN}/{folder}/seed_{d}/{table}.csv" for d in PSI_SEEDS])
+    for folder, tables in (("metrics", SEED_METRICS), ("calibration", SEED_CALIBRATION_TABLES))
+    for table in tables
+]
 
 CALIBRATION_TARGETS = [
     f"{METRICS}/calibration_mcmc.csv",

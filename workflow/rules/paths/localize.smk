@@ -5,12 +5,12 @@
 LOCALIZE_SPLITS = AXIS_SPLITS
 
 
-def kde_inputs(wildcards):
-    """The KDEs a localisation job reads: phi's yhat at its width, or (oracle) the data shards
-    (their true KDEs, re-rendered from the emitter tables at another width)."""
-    if wildcards.source == "phi":
-        return yhat_files(wildcards.split, wildcards.sigma_y)
-    return shard_files(wildcards.split, "npz")
+def kde_inputs(source, split, sigma_y):
+    """The KDEs a localisation of `split` reads: phi's yhat at width tag `sigma_y`, or (oracle)
+    the data shards (their true KDEs, re-rendered from the emitter tables at another width)."""
+    if source == "phi":
+        return yhat_files(split, sigma_y)
+    return shard_files(split, "npz")
 
 
 def localization_metrics_files():

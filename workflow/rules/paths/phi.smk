@@ -10,8 +10,10 @@ from diffloc.physics.kde import kde_ceiling
 SIGMA_Y_AXIS = {sigma_y_tag(s): s for s in config["localize"]["sigma_y_axis"]}
 SIGMA_Y_PATTERN = "|".join(map(re.escape, SIGMA_Y_AXIS))
 SIGMA_Y = sigma_y_tag(config["kde"]["sigma_y"])
+# phi predicts every split but its own training split, at every width, in one job per width
+# (rule infer_phi: one process start instead of one per shard; psi reads kde.sigma_y's only,
+# the localisation study reads AXIS_SPLITS at every width)
 YHAT_SPLITS = [s for s in SPLITS if s != "phi_train"]
-# splits phi predicts at every width (the localisation study); the other widths only need these
 AXIS_SPLITS = ["test", *ISOLATED_SPLITS]
 
 
@@ -30,11 +32,4 @@ def split_head_yhat(split, n):
     return yhat_files(split)[: -(-n // SPLITS[split].shard_size)]
 
 
-def yhat_splits(sigma_y):
-    """The splits phi predicts at width tag `sigma_y`: all but phi_train at kde.sigma_y."""
-    return YHAT_SPLITS if sigma_y == SIGMA_Y else AXIS_SPLITS
-
-
-PHI_TARGETS = [
-    f for sy in SIGMA_Y_AXIS for split in yhat_splits(sy) for f in yhat_files(split, sy)
-]
+PHI_TARGETS = [f for sy in SIGMA_Y_AXIS for split in YHAT_SPLITS for f in yhat_files(split, sy)]
