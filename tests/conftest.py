@@ -59,7 +59,7 @@ def tiny(config: dict, run: str = "tiny") -> dict:
     )
     diffusion["sampler"].update(steps=3, k=19, batch_size=40)  # K + 1 = 20: exact 50/80/90 %
     diffusion["summary"]["raw_samples"] = 2
-    config["posterior"].update(test_images=6, isolated_images=4, chunk_size=3, figure_images=2)
+    config["posterior"].update(test_images=6, isolated_images=3, chunk_size=3, figure_images=2)
     calibration = config["calibration"]
     calibration.update(val_images=2, bootstrap=50, levels=[0.5, 0.8, 0.9])
     calibration["localization"]["samples"] = 2

@@ -33,6 +33,7 @@ def test_shipped_configs_are_valid():
             r"camera\.preset.*'ccd'.*\['scalar', 'scmos'\]",
         ),
         (lambda c: c["kde"].update(normalize="sum"), r"kde\.normalize.*\['max', 'peak'\]"),
+        (lambda c: c["kde"].update(ceiling=0.5), r"kde\.ceiling.*>= 1"),
         (lambda c: c["psf"].update(sigma_x=-1.0), r"psf\.sigma_x.*> 0"),
         (lambda c: c["geometry"].update(upsample=2.5), r"geometry\.upsample.*integer"),
         (lambda c: c["kde"].pop("sigma_y"), r"missing config key.*sigma_y.*'kde'"),
