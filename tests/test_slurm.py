@@ -207,11 +207,15 @@ def test_a_deterministic_failure_stops_the_run_once_and_names_its_log(
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "work"
-    data = workdir / "results" / "broken" / "data" / "test"
-    data.mkdir(parents=True)
-    for shard in splits(config)["test"].shard_ids():  # present (so not remade) but corrupt
-        (data / f"{shard}.npz").write_bytes(b"not an npz")
-        (data / f"{shard}.parquet").write_bytes(b"not a parquet table")
+    # the oracle localisation job reads the test and isolated splits: all present (so not
+    # remade, no simulate job) but corrupt; the job stops at the first, the test split
+    for name, split in splits(config).items():
+        if name == "test" or name.startswith("isolated_"):
+            data = workdir / "results" / "broken" / "data" / name
+            data.mkdir(parents=True)
+            for shard in split.shard_ids():
+                (data / f"{shard}.npz").write_bytes(b"not an npz")
+                (data / f"{shard}.parquet").write_bytes(b"not a parquet table")
     since = (datetime.datetime.now() - datetime.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
     started = time.monotonic()
     target = "results/broken/localizations/sigma_y_3/oracle/test.parquet"
@@ -219,7 +223,7 @@ def test_a_deterministic_failure_stops_the_run_once_and_names_its_log(
     elapsed = time.monotonic() - started
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert elapsed < FAILURE_TIMEOUT_S
-    log = "results/broken/logs/sigma_y_3/localize/oracle/test.log"
+    log = "results/broken/logs/sigma_y_3/localize/oracle.log"
     assert log in proc.stdout, proc.stdout[-3000:]
     text = (workdir / log).read_text()
     assert "0000.npz: corrupt or truncated file" in text and REBUILD_HINT in text, text[-2000:]

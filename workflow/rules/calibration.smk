@@ -10,6 +10,15 @@
 include: "paths/calibration.smk"
 
 
+# table jobs of a few seconds (pandas on small files): run where Snakemake runs, not via SLURM
+localrules:
+    calibration_mcmc,
+    calibration_coverage,
+    calibration_ablation,
+    gather_seeds,
+    calibration_targets,
+
+
 rule calibration_mcmc:
     input:
         unpack(
@@ -210,10 +219,6 @@ rule calibration_ablation:
         "../../envs/diffloc.yaml"
     script:
         "../scripts/calibration_ablation.py"
-
-
-localrules:
-    gather_seeds,
 
 
 rule gather_seeds:

@@ -6,6 +6,12 @@
 include: "paths/localize.smk"
 
 
+# table jobs of a few seconds (pandas on small files): run where Snakemake runs, not via SLURM
+localrules:
+    photon_sweep,
+    phi_targets,
+
+
 rule localize:
     input:
         unpack(

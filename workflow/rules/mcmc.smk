@@ -7,6 +7,11 @@
 include: "paths/mcmc.smk"
 
 
+# table jobs of a few seconds (pandas on small files): run where Snakemake runs, not via SLURM
+localrules:
+    mcmc_summary,
+
+
 rule mcmc:
     wildcard_constraints:
         setting="|".join(MCMC_SETTINGS),

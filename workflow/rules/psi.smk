@@ -5,6 +5,11 @@
 include: "paths/psi.smk"
 
 
+# table jobs of a few seconds (pandas on small files): run where Snakemake runs, not via SLURM
+localrules:
+    psi_metrics,
+
+
 rule train_psi:
     input:
         train_yhat=yhat_files("psi_train"),

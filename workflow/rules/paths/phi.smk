@@ -11,8 +11,8 @@ SIGMA_Y_AXIS = {sigma_y_tag(s): s for s in config["localize"]["sigma_y_axis"]}
 SIGMA_Y_PATTERN = "|".join(map(re.escape, SIGMA_Y_AXIS))
 SIGMA_Y = sigma_y_tag(config["kde"]["sigma_y"])
 # phi predicts every split but its own training split, at every width, in one job per width
-# (rule infer_phi: one process start instead of one per shard; psi reads kde.sigma_y's only,
-# the localisation study reads AXIS_SPLITS at every width)
+# (one process start instead of one per shard); psi reads the predictions at kde.sigma_y only,
+# the localisation study reads AXIS_SPLITS at every width
 YHAT_SPLITS = [s for s in SPLITS if s != "phi_train"]
 AXIS_SPLITS = ["test", *ISOLATED_SPLITS]
 
