@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from diffloc.config import kde_ceiling
 from diffloc.phi.network import Phi, build_phi, load_phi_model, phi_loss, predict_kde
-from diffloc.physics.kde import kde_ceiling
 
 
 def _model(**kw):

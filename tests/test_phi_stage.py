@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from conftest import REPO, SCHEMA_PATH, tiny
-from diffloc.config import load_config, shard_config
+from diffloc.config import kde_ceiling, load_config, shard_config
 from diffloc.data.shards import read_shard, read_yhat
 from diffloc.figures.jobs import fig5
 from diffloc.localize.jobs import localize_split, phi_targets, photon_sweep
 from diffloc.phi.jobs import infer_phi, train_phi
-from diffloc.physics.kde import kde_ceiling
 from diffloc.simulate.jobs import simulate
 
 

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from conftest import REPO, SCHEMA_PATH, tiny
-from diffloc.config import load_config, shard_config
+from diffloc.config import kde_ceiling, load_config, shard_config
 from diffloc.data.posterior import load_posterior
 from diffloc.figures.jobs import fig3, fig4
 from diffloc.phi.jobs import infer_phi, train_phi
-from diffloc.physics.kde import kde_ceiling
 from diffloc.psi.jobs import posterior, psi_metrics, train_psi
 from diffloc.psi.quality import posterior_quality
 from diffloc.simulate.jobs import simulate

@@ -142,6 +142,9 @@ def allocations(workdir: Path, rule) -> list[dict[str, str]]:
 
 def test_the_study_runs_through_slurm_with_gpus_for_training(slurm, tmp_path, default_config):
     config = tiny(default_config, run="slurm")
+    # one psi seed: SLURM's part is the same for every seed (seeds are gathered in
+    # test_workflow.py), and each submission costs seconds here
+    config["calibration"]["seeds"] = 1
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "work"

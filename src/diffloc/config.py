@@ -444,6 +444,12 @@ def shard_config(config: dict, split: str, shard: int) -> dict:
     }
 
 
+def kde_ceiling(kde: dict) -> float:
+    """Largest KDE value phi and psi represent (KDE units), from the `kde` config section: 1 for
+    `max` (every KDE lies in [0, 1]), `kde.ceiling` (molecules) for `peak`."""
+    return 1.0 if kde["normalize"] == "max" else float(kde["ceiling"])
+
+
 def sigma_y_tag(sigma_y: float) -> str:
     """The path tag of a KDE width (HR px): `sigma_y_1.5`, `sigma_y_3`."""
     return f"sigma_y_{sigma_y:g}"

@@ -10,15 +10,14 @@ import json
 import math
 from pathlib import Path
 
+from diffloc.analyze.names import CARD_NAME, CARD_SECTIONS
 from diffloc.config import config_hash
 from diffloc.data.files import REBUILD_HINT, ModelFileError, atomic_path
 from diffloc.data.models import read_model_metadata
 from diffloc.provenance import versions
 
 CARD_FORMAT = "diffloc.analysis_card/1"
-CARD_NAME = "analysis.json"
-# Config sections the card copies, and which of them must match an analysis config exactly.
-CARD_SECTIONS = ("geometry", "psf", "camera", "kde", "localize", "scene")
+# Config sections that must match an analysis config exactly (the card copies CARD_SECTIONS).
 MUST_MATCH = {
     "geometry.lr_size": "the psi tile size (LR px)",
     "geometry.upsample": "the KDE upsampling factor",

@@ -20,22 +20,10 @@ import numpy as np
 import pandas as pd
 import tifffile
 
+from diffloc.analyze.names import OUTPUT_FILES
 from diffloc.analyze.pipeline import ChunkResult
 from diffloc.data.exports import write_picasso_hdf5, write_thunderstorm_csv
 from diffloc.data.files import save_table
-
-OUTPUT_FILES = {
-    "table": "localisations.parquet",
-    "thunderstorm": "localisations_thunderstorm.csv",
-    "picasso": "localisations_picasso.hdf5",
-    "picasso_yaml": "localisations_picasso.yaml",
-    "render_tif": "render.tif",
-    "render_png": "render.png",
-    "psi_mean_tif": "render_psi_mean.tif",
-    "psi_mean_png": "render_psi_mean.png",
-    "psi_std_tif": "render_psi_std.tif",
-    "psi_std_png": "render_psi_std.png",
-}
 
 
 def export_table(table: pd.DataFrame, sigma_px: float, pixel_size_nm: float) -> pd.DataFrame:

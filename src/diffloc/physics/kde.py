@@ -31,12 +31,6 @@ def kde_scale(y: np.ndarray, mode: Normalize, sigma_y: float) -> np.ndarray:
     raise ValueError(f"kde normalisation must be 'max' or 'peak', got {mode!r}")
 
 
-def kde_ceiling(kde: dict) -> float:
-    """Largest KDE value phi and psi represent (KDE units), from the `kde` config section: 1 for
-    `max` (every KDE lies in [0, 1]), `kde.ceiling` (molecules) for `peak`."""
-    return 1.0 if kde["normalize"] == "max" else float(kde["ceiling"])
-
-
 def normalize_kde(y: np.ndarray, mode: Normalize, sigma_y: float) -> np.ndarray:
     """Normalised copy of raw KDEs [..., H, W] (see `kde_scale`)."""
     return y / kde_scale(y, mode, sigma_y)

@@ -36,10 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from diffloc.config import SCHEDULE_PARAMS
+from diffloc.config import SCHEDULE_PARAMS, kde_ceiling
 from diffloc.data.condition import Condition
 from diffloc.data.models import load_model
-from diffloc.physics.kde import kde_ceiling
 from diffloc.psi.unet import UNet
 
 TARGETS = ("full", "residual")

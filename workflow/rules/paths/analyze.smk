@@ -4,8 +4,7 @@
 # splits it into chunks of analyze.chunk_frames frames, one job each.
 import math
 
-from diffloc.analyze.card import CARD_NAME, CARD_SECTIONS
-from diffloc.analyze.outputs import OUTPUT_FILES
+from diffloc.analyze.names import CARD_NAME, CARD_SECTIONS, OUTPUT_FILES
 from diffloc.data.files import DataError
 from diffloc.data.movies import open_movie
 

@@ -4,8 +4,7 @@
 # sigma_y_3, ...); psi, MCMC and calibration use the one at kde.sigma_y (SIGMA_Y).
 import re
 
-from diffloc.config import sigma_y_tag
-from diffloc.physics.kde import kde_ceiling
+from diffloc.config import kde_ceiling, sigma_y_tag
 
 SIGMA_Y_AXIS = {sigma_y_tag(s): s for s in config["localize"]["sigma_y_axis"]}
 SIGMA_Y_PATTERN = "|".join(map(re.escape, SIGMA_Y_AXIS))

@@ -1,0 +1,19 @@
+"""File names and config sections of `diffloc analyze`, without heavy imports: the workflow
+reads them when Snakemake parses it (every job start on SLURM)."""
+
+CARD_NAME = "analysis.json"
+# Config sections the card copies, and which of them must match an analysis config exactly.
+CARD_SECTIONS = ("geometry", "psf", "camera", "kde", "localize", "scene")
+# The output files of an analysis (analyze.outputs), by kind.
+OUTPUT_FILES = {
+    "table": "localisations.parquet",
+    "thunderstorm": "localisations_thunderstorm.csv",
+    "picasso": "localisations_picasso.hdf5",
+    "picasso_yaml": "localisations_picasso.yaml",
+    "render_tif": "render.tif",
+    "render_png": "render.png",
+    "psi_mean_tif": "render_psi_mean.tif",
+    "psi_mean_png": "render_psi_mean.png",
+    "psi_std_tif": "render_psi_std.tif",
+    "psi_std_png": "render_psi_std.png",
+}
