@@ -379,6 +379,9 @@ def test_calibration_coverage_and_targets_jobs(tiny_stage):
     assert both.columns[0] == "seed" and both["seed"].tolist() == [0, 0, 0, 1, 1, 1]
     with pytest.raises(ValueError, match="already has a 'seed' column"):
         gather_seeds(tables=[str(gathered)], seeds=[0], csv=[str(root / "twice.csv")])
+    with pytest.raises(ValueError, match="3 tables for 2 seeds x 1 outputs"):
+        gather_seeds(tables=[outs["csv"]] * 3, seeds=[0, 1], csv=[str(root / "odd.csv")])
+    assert not (root / "odd.csv").exists()
     mcmc, psi = root / "calibration_mcmc_for_targets.csv", root / "psi_for_targets.csv"
     pd.DataFrame(
         {

@@ -249,3 +249,19 @@ def test_shard_config_depends_only_on_what_the_shard_uses(default_config):
 def test_config_hash_ignores_key_order():
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_the_networks_kde_ceiling_does_not_remake_data_or_mcmc(default_config):
+    """kde.ceiling only bounds phi's output and psi's data range: shards and MCMC chunks keep
+    their configs (and hashes) when it changes, but not when the KDE's normalisation does."""
+    from diffloc.config import shard_config
+    from diffloc.mcmc.plan import chunk_config
+
+    def keyed(cfg):
+        return shard_config(cfg, "test", 0), chunk_config(cfg, "default", "isolated_200", 0)
+
+    base = keyed(default_config)
+    default_config["kde"]["ceiling"] = 3.0
+    assert keyed(default_config) == base
+    default_config["kde"]["normalize"] = "peak"
+    assert keyed(default_config)[0] != base[0] and keyed(default_config)[1] != base[1]

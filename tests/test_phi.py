@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from diffloc.config import kde_ceiling
+from diffloc.data.files import ModelFileError
+from diffloc.data.models import load_model, save_model
 from diffloc.phi.network import Phi, build_phi, load_phi_model, phi_loss, predict_kde
 
 
@@ -78,3 +80,13 @@ def test_predict_kde_batches_and_matches_one_pass():
     b = predict_kde(model, photons, 7, torch.device("cpu"))
     assert a.shape == (7, 80, 80) and a.dtype == np.float32
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_a_phi_file_without_its_kde_ceiling_is_refused(tmp_path):
+    """Files from before the ceiling was recorded are refused, naming the file, not guessed at."""
+    cfg = {"width": 4, "hr_width": 2, "dilations": [1], "activation": "relu", "upsample": 4}
+    save_model(tmp_path / "old.pt", build_phi(cfg, 4), cfg, {"network": "phi"})
+    with pytest.raises(ModelFileError, match=r"old\.pt: not a valid diffloc model file.*ceiling"):
+        load_model(tmp_path / "old.pt", load_phi_model)
+    save_model(tmp_path / "new.pt", build_phi(cfg, 4), {**cfg, "ceiling": 1.0}, {})
+    assert load_model(tmp_path / "new.pt", load_phi_model)[0].clamp.max_val == 1.0

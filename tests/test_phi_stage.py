@@ -70,6 +70,15 @@ def test_inference_writes_yhat_with_provenance(stage):
     shard = read_shard(files["test"][0][0])
     assert yhat.shape == shard.y.shape and yhat.min() >= 0 and yhat.max() <= 1
     assert meta["data_config_hash"] == shard.metadata["config_hash"]
+    with pytest.raises(ValueError, match="1 data shards but 2 yhat outputs"):
+        infer_phi(
+            model=str(root / "phi.pt"),
+            npz=[files["test"][0][0]],
+            yhat=[str(root / "a.npz"), str(root / "b.npz")],
+            batch_size=4,
+            device="cpu",
+        )
+    assert not (root / "a.npz").exists()
 
 
 def test_localisation_sweep_targets_and_figure(stage):

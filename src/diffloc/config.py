@@ -436,12 +436,18 @@ def shard_config(config: dict, split: str, shard: int) -> dict:
     spec = all_splits[split]
     return {
         **{k: config[k] for k in ("seed", "geometry", "psf", "camera")},
-        "kde": {k: config["kde"][k] for k in ("sigma_y", "normalize")},  # not the networks' ceiling
+        "kde": kde_definition(config),
         "scene": spec.scene,
         "split": split,
         "shard": shard,
         "n_images": spec.shard_len(shard),
     }
+
+
+def kde_definition(config: dict) -> dict:
+    """The `kde` keys that define the KDE itself (width, normalisation), without the networks'
+    `ceiling`: what data, MCMC and localisation jobs depend on."""
+    return {k: config["kde"][k] for k in ("sigma_y", "normalize")}
 
 
 def kde_ceiling(kde: dict) -> float:

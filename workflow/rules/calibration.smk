@@ -132,7 +132,7 @@ rule calibration_localization:
     params:
         photons={s: split_photons(s) for s in CAL_LOCALIZATION_SPLITS},
         n_images={s: POSTERIOR_SPLITS[s] for s in CAL_LOCALIZATION_SPLITS},
-        config={k: config[k] for k in ("localize", "kde", "geometry", "psf", "mcmc")},
+        config={**{k: config[k] for k in ("localize", "geometry", "psf", "mcmc")}, "kde": kde_definition(config)},
         levels=CALIBRATION["localization"]["levels"],
         samples=CALIBRATION["localization"]["samples"],
     wildcard_constraints:

@@ -3,7 +3,7 @@
 # files in pipeline order, so a file only uses names defined by itself or an earlier stage.
 from pathlib import Path
 
-from diffloc.config import splits
+from diffloc.config import kde_definition, splits
 
 SPLITS = splits(config)
 ISOLATED_SPLITS = [s for s in SPLITS if s.startswith("isolated_")]

@@ -25,7 +25,7 @@ rule localize:
         tables=[f"{RUN}/localizations/{{sigma_y}}/{{source}}/{s}.parquet" for s in LOCALIZE_SPLITS],
         metrics=[f"{METRICS}/localization/{{sigma_y}}/{{source}}/{s}.csv" for s in LOCALIZE_SPLITS],
     params:
-        config={k: config[k] for k in ("localize", "kde", "geometry")},
+        config={**{k: config[k] for k in ("localize", "geometry")}, "kde": kde_definition(config)},
         splits=LOCALIZE_SPLITS,
         photons={s: split_photons(s) for s in LOCALIZE_SPLITS},
         sigma_y=lambda wc: SIGMA_Y_AXIS[wc.sigma_y],
@@ -43,7 +43,7 @@ rule localize:
     conda:
         "../../envs/diffloc.yaml"
     script:
-        "../scripts/localize_split.py"
+        "../scripts/localize.py"
 
 
 rule photon_sweep:

@@ -4,7 +4,7 @@ phi's estimate yhat through the reverse trajectory y_T ... y_0 to a posterior sa
 import matplotlib.pyplot as plt
 import numpy as np
 
-from diffloc.figures.style import image_panel, inner_axes_unlabelled
+from diffloc.figures.style import image_panel, inner_axes_unlabelled, kde_colour_limit
 
 
 def snapshot_indices(n_steps: int, n_snapshots: int) -> list[int]:
@@ -26,7 +26,7 @@ def figure3(
     """Top: x (ADU), yhat, the sample, the truth y0. Middle: the state y_t at a few steps of the
     reverse run (clipped to the KDE scale, [0, max(1, truth's maximum)], for display). Bottom:
     the network's prediction of y_0 there."""
-    top_value = max(1.0, float(np.max(y0)))
+    top_value = kde_colour_limit(y0)
     picks = snapshot_indices(len(t) - 1, n_snapshots)
     cols = max(4, len(picks))
     fig, axes = plt.subplots(3, cols, figsize=(2.7 * cols, 7.9), layout="constrained")

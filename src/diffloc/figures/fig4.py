@@ -4,7 +4,7 @@ psi's posterior mean and standard deviation, and the truth y0."""
 import matplotlib.pyplot as plt
 import numpy as np
 
-from diffloc.figures.style import image_panel, inner_axes_unlabelled
+from diffloc.figures.style import image_panel, inner_axes_unlabelled, kde_colour_limit
 
 
 def figure4(
@@ -20,7 +20,7 @@ def figure4(
     """One row per image (arrays [N, ...]); KDE columns share one scale, [0, max(1, truth's
     maximum)] (kde.normalize: max -> [0, 1]), std has its own."""
     n = len(x)
-    top = max(1.0, float(np.max(y0)))
+    top = kde_colour_limit(y0)
     fig, axes = plt.subplots(n, 5, figsize=(15.5, 2.9 * n), layout="constrained", squeeze=False)
     fig.get_layout_engine().set(w_pad=0.12)
     std_max = float(np.max(std))

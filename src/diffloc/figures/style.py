@@ -35,6 +35,12 @@ def save_figure(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
     plt.close(fig)
 
 
+def kde_colour_limit(y0: np.ndarray) -> float:
+    """Upper colour limit of KDE panels (KDE units): 1 for max-normalised KDEs, the truth's
+    maximum for molecule-unit (`peak`) KDEs that exceed 1."""
+    return max(1.0, float(np.max(y0)))
+
+
 def image_panel(
     ax: plt.Axes,
     image: np.ndarray,

@@ -6,7 +6,14 @@ A chunk is images [chunk * chunk_size, ...) of the first `mcmc.n_images` images 
 
 import math
 
-from diffloc.config import SHARD_DIGITS, ConfigError, config_hash, isolated_split_name, shard_config
+from diffloc.config import (
+    SHARD_DIGITS,
+    ConfigError,
+    config_hash,
+    isolated_split_name,
+    kde_definition,
+    shard_config,
+)
 
 CHUNK_DIGITS = 4
 
@@ -50,7 +57,8 @@ def chunk_config(config: dict, setting: str, split: str, chunk: int) -> dict:
         s: config_hash(shard_config(config, split, int(s))) for s in chunk_shards(config, chunk)
     }
     return {
-        **{k: config[k] for k in ("seed", "geometry", "psf", "kde")},
+        **{k: config[k] for k in ("seed", "geometry", "psf")},
+        "kde": kde_definition(config),
         "mcmc": {k: v for k, v in mc.items() if k not in ("settings", "n_images", "figure")},
         "setting_name": setting,
         "setting": mc["settings"][setting],
