@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--models", default="results/analyze_models/models")
     parser.add_argument("--frames", type=int, default=500)
     parser.add_argument("--psi-frames", default="20")
+    parser.add_argument("--position", default="mle", choices=["mle", "kde"])
     args = parser.parse_args()
     card = read_card(args.models)
     pixel, sigma = card["geometry"]["pixel_size_nm"], card["psf"]["sigma_x"]
@@ -58,7 +59,7 @@ def main() -> None:
             "analyze", str(root / "movie.tif"), "--models", args.models, "--out", str(root / "out"),
             "--pixel-size", str(pixel), "--gain", str(root / "gain.npy"),
             "--offset", str(root / "offset.npy"), "--readout-var", str(root / "readout_var.npy"),
-            "--psi-frames", args.psi_frames, "--no-progress",
+            "--psi-frames", args.psi_frames, "--position", args.position, "--no-progress",
         ])  # fmt: skip
         if status:
             raise SystemExit(status)

@@ -5,9 +5,10 @@ background 20 photons/px) with the phi and psi architectures of config/analyze.y
 fixed-filter phi of that size, diffloc.analyze.synthetic.analytic_phi: same FLOPs as a trained
 one, and it detects the emitters; psi: random weights, same cost), on `--threads` torch threads:
 
-- phi + detection + photometry, batched whole frames (the analysis), beside the baseline of
-  one frame per forward pass and per detector call, in the same run (target: >= 200 frames/s
-  on 2 cores);
+- the analysis without psi (diffloc.analyze.pipeline.analyze_chunk: phi, detection, photometry,
+  the position fit of analyze.position, significance filter), batched whole frames, beside the
+  same with position kde and the baseline of one frame per call, in the same run (target:
+  >= 200 frames/s on 2 cores);
 - phi on whole frames vs on overlapping 20 x 20 px tiles (3 px margin) stitched from their
   cores: speed and agreement (max |yhat difference| in KDE units, detections within 0.05 px);
 - psi: seconds per 20 x 20 px tile at the config's sampler (K samples, S steps) and per 64 x 64
@@ -18,19 +19,24 @@ one, and it detects the emitters; psi: random weights, same cost), on `--threads
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from diffloc import seeding
-from diffloc.analyze.fit import photometry
+from diffloc.analyze.card import read_card
 from diffloc.analyze.frames import Tiling, phi_kde, to_photons
+from diffloc.analyze.pipeline import analyze_chunk
+from diffloc.analyze.settings import AnalyzeSettings, analyze_settings
 from diffloc.analyze.synthetic import analytic_phi, synthetic_movie
 from diffloc.analyze.uncertainty import SKIP_BELOW
 from diffloc.config import load_config
+from diffloc.data.models import load_model
 from diffloc.localize.detection import detect, detector_settings
 from diffloc.localize.matching import match_detections
+from diffloc.phi.network import load_phi_model
 from diffloc.physics.camera import Camera
 from diffloc.provenance import hardware
 from diffloc.psi.diffusion import Sampler, build_psi
@@ -39,16 +45,12 @@ REPO = Path(__file__).resolve().parents[1]
 SIZE, BACKGROUND = 64, 20.0
 
 
-def localise(phi, frames, camera, settings, sigma, batch_pixels) -> tuple[float, int]:
-    """Seconds and localisations of phi + detection + photometry over frames."""
+def localise(phi, frames, camera, settings: AnalyzeSettings) -> tuple[float, int]:
+    """Seconds and localisations of the analysis without psi (phi, detection, photometry and
+    the position fit of `settings`, significance filter) over frames."""
     began = time.perf_counter()
-    kde = phi_kde(phi, to_photons(frames, camera), batch_pixels, torch.device("cpu"))
-    found = detect(kde, settings)
-    photometry(
-        camera.poisson_counts(frames, clip=False), camera, found["image"].to_numpy(),
-        found["u_hr"].to_numpy() / 4, found["v_hr"].to_numpy() / 4, 3, sigma,
-    )  # fmt: skip
-    return time.perf_counter() - began, len(found)
+    result = analyze_chunk(frames, 0, camera, phi, None, settings, torch.device("cpu"))
+    return time.perf_counter() - began, len(result.table)
 
 
 def tiled_kde(phi, photons: np.ndarray, tiling: Tiling) -> np.ndarray:
@@ -65,7 +67,13 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "config" / "analyze.yaml"))
     parser.add_argument("--frames", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of the analysis")
     parser.add_argument("--psi-tiles", type=int, default=1, help="tiles psi samples (0: skip)")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="a trained models folder (analysis.json): its phi instead of the fixed-filter one",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -78,23 +86,40 @@ def main() -> None:
         photons={"dist": "loguniform", "low": 100, "high": 2000}, background=BACKGROUND,
         camera=camera, pixel_size_nm=pixel, sigma_x=sigma, seed=1,
     )  # fmt: skip
-    phi = analytic_phi(cfg["phi"]["model"], scale=1 / 150, background=BACKGROUND)
+    if args.models:
+        card = read_card(args.models)
+        phi, _ = load_model(Path(args.models) / card["phi_file"], load_phi_model)
+        phi.eval()
+        phi_name = f"trained phi {args.models}"
+    else:
+        model = cfg["phi"]["model"]
+        phi = analytic_phi(model, scale=1 / 150, background=BACKGROUND)
+        phi_name = "fixed-filter phi"
     settings = detector_settings(cfg)
+    analysis = analyze_settings(cfg["analyze"], cfg, 0, cfg)
     print(f"hardware: {hardware()}")
     print(f"movie: {args.frames} frames of {SIZE} x {SIZE} px, {len(movie.truth)} emitters; "
-          f"phi width {cfg['phi']['model']['width']}/{cfg['phi']['model']['hr_width']}, "
-          f"detector {settings.detector}")  # fmt: skip
+          f"{phi_name} ({phi.head}, {sum(p.numel() for p in phi.parameters())} parameters), "
+          f"detector {settings.detector}, position "
+          f"{analysis.position}, {analysis.batch_pixels} LR px per phi pass")  # fmt: skip
     with torch.inference_mode():
-        localise(phi, movie.frames[:8], camera, settings, sigma, 1 << 18)  # warm-up
-        batched, n_loc = localise(phi, movie.frames, camera, settings, sigma, 1 << 18)
+        localise(phi, movie.frames[:8], camera, analysis)  # warm-up
+        runs = [localise(phi, movie.frames, camera, analysis) for _ in range(args.repeats)]
+        rates = sorted(args.frames / t for t, _ in runs)
+        kde_only = min(
+            localise(phi, movie.frames, camera, replace(analysis, position="kde"))[0]
+            for _ in range(args.repeats)
+        )
         one = min(args.frames, 64)
         per_frame = sum(
-            localise(phi, movie.frames[i : i + 1], camera, settings, sigma, 1)[0]
-            for i in range(one)
+            localise(phi, movie.frames[i : i + 1], camera, analysis)[0] for i in range(one)
         )
-        print(f"phi + detection + photometry, batched whole frames: {args.frames / batched:.0f} "
-              f"frames/s ({n_loc} localisations); baseline one frame at a time: "
-              f"{one / per_frame:.0f} frames/s; target >= 200 frames/s")  # fmt: skip
+        print(f"analysis without psi (phi + detection + photometry + {analysis.position} "
+              f"position), batched whole frames, {args.repeats} runs: median "
+              f"{np.median(rates):.0f} frames/s (slowest {rates[0]:.0f}, fastest {rates[-1]:.0f}; "
+              f"{runs[0][1]} localisations); with position kde: {args.frames / kde_only:.0f} "
+              f"frames/s (fastest); baseline one frame at a time: {one / per_frame:.0f} frames/s; "
+              f"target >= 200 frames/s")  # fmt: skip
 
         photons = to_photons(movie.frames[:one], camera)
         t0 = time.perf_counter()

@@ -242,7 +242,9 @@ def test_association_of_detections_across_samples():
     u0 = tracks[0, :4, 0]
     assert summary.loc[0, "mean_u"] == pytest.approx(u0.mean())
     assert summary.loc[0, "std_u"] == pytest.approx(u0.std(ddof=1))
-    assert summary.loc[0, "lo95_u"] == pytest.approx(np.quantile(u0, 0.025))
+    # 'weibull': rank 0.025 (n + 1) = 0.125 of 4 sorted positions, below the first: the minimum
+    assert summary.loc[0, "lo95_u"] == pytest.approx(u0.min())
+    assert summary.loc[0, "hi68_u"] == pytest.approx(np.quantile(u0, 0.84, method="weibull"))
     # no anchors at all
     assert cal.associate(np.zeros((0, 2)), detections, 5.0).shape == (0, 5, 2)
     assert len(cal.track_summary(np.zeros((0, 5, 2)), (0.68,))) == 0
@@ -250,7 +252,7 @@ def test_association_of_detections_across_samples():
 
 def test_localization_calibration_of_calibrated_tracks():
     rng = np.random.default_rng(8)
-    n, r, spread = 3000, 40, 0.7
+    n, r, spread = 3000, 39, 0.7
     truth = rng.uniform(10, 70, (n, 2))
     # the truth is a draw from each track's distribution: centres scattered by the spread
     centre = truth + spread * rng.standard_normal((n, 2))
@@ -258,12 +260,15 @@ def test_localization_calibration_of_calibrated_tracks():
     table = cal.track_summary(tracks, (0.68, 0.95))
     table["true_u"], table["true_v"] = truth[:, 0], truth[:, 1]
     out = cal.localization_calibration(table, (0.68, 0.95), nm_per_px=27.075)
-    # the track mean's error is sqrt(1 + 1/R) times the spread; the sample quantile interval
-    # covers c (R - 1) / (R + 1) on average (order statistics), both axes pooled: 2n Bernoullis
+    # the track mean's error is sqrt(1 + 1/R) times the spread. With R = 39 the 95 % interval is
+    # [X_(1), X_(39)], which covers an exchangeable truth with probability 38/40 = 0.95 exactly;
+    # the 68 % one (ranks 6.4 and 33.6) lies between [X_(7), X_(33)] (26/40) and [X_(6), X_(34)]
+    # (28/40). Both axes pooled: 2n Bernoullis.
     assert out["n_matched"] == n
-    for level in (0.68, 0.95):
-        lo, hi = binomial_band(expected_order_statistic_coverage(level, r), 2 * n)
-        assert lo <= out[f"coverage_{level * 100:g}"] <= hi
+    lo, hi = binomial_band(38 / 40, 2 * n)
+    assert lo <= out["coverage_95"] <= hi
+    lo, hi = binomial_band(26 / 40, 2 * n)[0], binomial_band(28 / 40, 2 * n)[1]
+    assert lo <= out["coverage_68"] <= hi
     assert out["z_std"] == pytest.approx(np.sqrt(1 + 1 / r), abs=0.05)
     assert out["rms_spread_axis_nm"] == pytest.approx(spread * 27.075, rel=0.03)
     assert out["rmse_axis_nm"] == pytest.approx(spread * 27.075, rel=0.05)

@@ -367,6 +367,40 @@ def test_local_maxima_threshold_spacing_border_and_images():
     assert (0, 4, 20) in edge and (0, 35, 20) in edge  # exclude_border 4 keeps row 4 and 35
 
 
+@pytest.mark.parametrize("min_distance", [1, 2])
+def test_local_maxima_match_their_definition_pixel_by_pixel(min_distance):
+    """Quantised noise (many equal neighbours, plateaus) against the docstring's definition,
+    evaluated pixel by pixel: above threshold, equal to the neighbourhood maximum (edges
+    repeated), no earlier such maximum in the neighbourhood, outside the border."""
+    rng = np.random.default_rng(3)
+    images = np.round(rng.uniform(0, 1, (4, 17, 19)) * 6) / 6
+    d, border, thr = min_distance, 2, 0.3
+    _, h, w = images.shape
+    maxima = np.zeros(images.shape, bool)
+    for i, r, c in np.ndindex(images.shape):
+        rows = np.clip(np.arange(r - d, r + d + 1), 0, h - 1)
+        cols = np.clip(np.arange(c - d, c + d + 1), 0, w - 1)
+        maxima[i, r, c] = (
+            images[i, r, c] > thr
+            and images[i, r, c] == images[i][np.ix_(rows, cols)].max()
+            and border <= r < h - border
+            and border <= c < w - border
+        )
+    expected = []
+    for i, r, c in zip(*np.nonzero(maxima), strict=True):
+        earlier = [
+            (rr, cc)
+            for rr in range(max(r - d, 0), min(r + d + 1, h))
+            for cc in range(max(c - d, 0), min(c + d + 1, w))
+            if (rr, cc) < (r, c) and maxima[i, rr, cc]
+        ]
+        if not earlier:
+            expected.append((i, r, c))
+    found = local_maxima(images, thr, d, border, chunk=3)
+    assert list(zip(*(a.tolist() for a in found), strict=True)) == expected
+    assert len(expected) > 10
+
+
 def test_a_saturated_plateau_is_one_peak_and_detections_do_not_leak_between_images(
     default_config,
 ):

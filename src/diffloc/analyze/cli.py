@@ -80,6 +80,26 @@ def parser() -> argparse.ArgumentParser:
         help="keep detections whose fitted photons are >= this many CRLB stds (0: all)",
     )
     p.add_argument(
+        "--position",
+        choices=["mle", "kde"],
+        default=DEFAULTS["position"],
+        help="mle: Poisson maximum-likelihood fit on the camera pixels, started at the detection; "
+        "kde: phi's refined detection",
+    )
+    p.add_argument(
+        "--merge-px",
+        dest="merge_px",
+        type=float,
+        default=DEFAULTS["merge_px"],
+        help="position mle: of fits in one frame closer than this (camera px) keep the brightest",
+    )
+    p.add_argument(
+        "--no-residual-search",
+        dest="residual_search",
+        action="store_false",
+        help="position mle: do not add emitters found in the fit's residual",
+    )
+    p.add_argument(
         "--chunk-frames",
         type=int,
         default=DEFAULTS["chunk_frames"],
@@ -141,6 +161,9 @@ def analyze(args: argparse.Namespace) -> None:
         "psf_sigma_nm": args.psf_sigma_nm,
         "psi_frames": psi_frame_count(args.psi_frames),
         "min_snr": args.min_snr,
+        "position": args.position,
+        "merge_px": args.merge_px,
+        "residual_search": args.residual_search,
         "threads": args.threads,
         "device": args.device,
     }

@@ -1,9 +1,10 @@
 """One chunk of movie frames end to end, and the merge of chunks.
 
 frames (ADU) -> photons (x - o)/g -> phi on whole frames -> detections (the study's detector,
-refined) -> positions (LR px, nm) -> photons and background by a Poisson fit on the camera
-pixels, sqrt(CRLB) there (analyze.fit) -> on the frames psi samples: position spread across
-posterior samples (analyze.uncertainty). Each chunk also sums its KDEs for the rendered
+refined) -> photons and background by a Poisson fit on the camera pixels, and with
+`analyze.position: mle` the position too (from the detection), sqrt(CRLB) there (analyze.fit)
+-> positions (LR px, nm) -> on the frames psi samples: position spread across posterior samples
+(analyze.uncertainty). Each chunk also sums its KDEs for the rendered
 super-resolution image (phi's KDE summed over frames) and, on psi's frames, the posterior means
 and variances (frames independent: the variance of the sum is the sum of the variances).
 """
@@ -50,11 +51,15 @@ def _axis_columns(prefix: str, u: np.ndarray, v: np.ndarray, scale: float) -> di
 
 
 def localisation_table(
-    frames: np.ndarray, detections: pd.DataFrame, settings: AnalyzeSettings, photo: dict
+    frames: np.ndarray, kde: np.ndarray, settings: AnalyzeSettings, photo: dict
 ) -> pd.DataFrame:
-    """The table's position, intensity and photometry columns (see README) of detections."""
-    s, nm = settings.upsample, settings.pixel_size_nm
-    u_px, v_px = detections["u_hr"].to_numpy() / s, detections["v_hr"].to_numpy() / s
+    """The table's position, intensity and photometry columns (see README) of the localisations
+    `photo` (analyze.fit.photometry; positions u, v in LR px, frames the movie's) on phi's KDEs
+    [N, sH, sW] of the chunk."""
+    nm, s = settings.pixel_size_nm, settings.upsample
+    u_px, v_px = photo["u"], photo["v"]
+    rows = np.clip((u_px * s).astype(np.intp), 0, kde.shape[1] - 1)
+    cols = np.clip((v_px * s).astype(np.intp), 0, kde.shape[2] - 1)
     return pd.DataFrame(
         {
             "frame": frames,
@@ -62,7 +67,8 @@ def localisation_table(
             "y_px": u_px,
             "x_nm": v_px * nm,
             "y_nm": u_px * nm,
-            "kde_intensity": detections["intensity"].to_numpy(),
+            "kde_intensity": kde[photo["image"], rows, cols].astype(np.float64),
+            "phi_detected": photo["detection"] >= 0,
             "photons": photo["photons"],
             "background_photons_per_px": photo["background"],
             "crlb_photons": photo["crlb_photons"],
@@ -104,32 +110,28 @@ def analyze_chunk(
     photons = to_photons(frames, camera)
     kde = phi_kde(phi, photons, settings.batch_pixels, device)
     found = detect(kde, settings.detector)
-    index = found["image"].to_numpy()
-    u_hr, v_hr = found["u_hr"].to_numpy(), found["v_hr"].to_numpy()
     photo = photometry(
         camera.poisson_counts(frames, clip=False),
         camera,
-        index,
-        u_hr / s,
-        v_hr / s,
+        found["image"].to_numpy(),
+        found["u_hr"].to_numpy() / s,
+        found["v_hr"].to_numpy() / s,
         settings.fit_half_width,
         settings.sigma_x,
+        settings.position,
+        settings.min_snr,
+        settings.merge_px,
+        settings.residual_search,
     )
-    keep = photo["photons"] >= settings.min_snr * photo["crlb_photons"]
-    found, index, u_hr, v_hr = (
-        found[keep].reset_index(drop=True),
-        index[keep],
-        u_hr[keep],
-        v_hr[keep],
-    )
-    photo = {key: value[keep] for key, value in photo.items()}
-    table = localisation_table(first + index, found, settings, photo)
+    index = photo["image"]
+    u_hr, v_hr = photo["u"] * s, photo["v"] * s
+    table = localisation_table(first + index, kde, settings, photo)
     sums = {key: np.zeros((s * h, s * w)) for key in RENDER_KEYS}
     sums["kde_sum"] += kde.sum(axis=0, dtype=np.float64)
 
     psi_rows = [i for i in range(n) if psi is not None and settings.runs_psi(first + i)]
     levels_cols = psi_columns(
-        track_placeholder(len(found), settings), np.zeros(len(found), bool), settings
+        track_placeholder(len(table), settings), np.zeros(len(table), bool), settings
     )
     columns = {k: np.array(v, copy=True) for k, v in levels_cols.items()}
     tiling = Tiling((h, w), settings.tile, settings.tile_margin)

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from diffloc.analyze.fit import POSITIONS
 from diffloc.localize.detection import DetectorSettings, detector_settings
 
 # The `analyze` config keys that shape the computation (the rest name files), with the CLI's
@@ -16,10 +17,13 @@ DEFAULTS = {
     "pixel_size_nm": 108.3,
     "psf_sigma_nm": None,
     "chunk_frames": 500,
-    "batch_pixels": 262144,
+    "batch_pixels": 65536,
     "psi_frames": 1,
     "tile_margin": 3,
     "fit_half_width": 3,
+    "position": "mle",
+    "merge_px": 1.0,
+    "residual_search": True,
     "min_snr": 5.0,
     "levels": [0.68, 0.95],
     "threads": 2,
@@ -42,6 +46,9 @@ class AnalyzeSettings:
     psi_frames: int  # psi samples frames [0, psi_frames); -1: every frame
     tile_margin: int  # LR px of context around a psi tile's core
     fit_half_width: int  # photon/background fit and CRLB on (2 r + 1)^2 camera pixels
+    position: str  # kde: phi's refined detection | mle: Poisson MLE on the camera window
+    merge_px: float  # mle: fits in one frame closer than this (LR px) are one emitter
+    residual_search: bool  # mle: add the emitters phi missed, found in the fit's residual
     min_snr: float  # a detection is kept when its fitted photons / sqrt(CRLB of photons) >= this
     levels: tuple[float, ...]  # central intervals of psi's position spread
     threads: int  # torch CPU threads of phi (psi: sampler["threads"])
@@ -49,6 +56,8 @@ class AnalyzeSettings:
     seed: int
 
     def __post_init__(self) -> None:
+        if self.position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {self.position!r}")
         if self.tile - 2 * self.tile_margin < 1:
             raise ValueError(
                 f"tile_margin {self.tile_margin} leaves no core in a {self.tile} px psi tile"
@@ -58,6 +67,7 @@ class AnalyzeSettings:
             or self.fit_half_width < 1
             or self.batch_pixels < 1
             or self.min_snr < 0
+            or self.merge_px < 0
         ):
             raise ValueError(f"invalid analysis settings: {self}")
 
@@ -102,6 +112,9 @@ def analyze_settings(
         psi_frames=psi_frame_count(a["psi_frames"]),
         tile_margin=int(a["tile_margin"]),
         fit_half_width=int(a["fit_half_width"]),
+        position=str(a["position"]),
+        merge_px=float(a["merge_px"]),
+        residual_search=bool(a["residual_search"]),
         min_snr=float(a["min_snr"]),
         levels=tuple(float(c) for c in a["levels"]),
         threads=int(a["threads"]),

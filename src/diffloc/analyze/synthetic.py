@@ -79,21 +79,26 @@ def synthetic_movie(
 
 def analytic_phi(model: dict, scale: float, background: float) -> Phi:
     """A phi of the `phi.model` config whose weights make it a fixed filter (no training):
-    photons, nearest 4x upsampling, 3 x 3 binomial smoothing in each refinement block, then
+    photons, nearest 4x upsampling, 3 x 3 binomial smoothing (in each refinement block of a
+    resize_conv head, in the output convolution of a pixel_shuffle head), then
     (value - background) * scale (photons per px -> KDE units), clamped to [0, 1]. Same FLOPs
     as a trained phi of that config."""
     phi = build_phi(model, 4)
+    smooth = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16
     with torch.no_grad():
         for module in phi.modules():
             if isinstance(module, torch.nn.Conv2d):
                 module.weight.zero_()
                 module.bias.zero_()
         phi.context[0][0].weight[0, 0, 1, 1] = 1.0
-        for block in phi.up:
-            block[0].weight[0, 0, 1, 1] = 1.0
-        smooth = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16
-        for block in phi.refine:
-            block[0].weight[0, 0] = smooth
-        phi.out.weight[0, 0, 0, 0] = scale
+        if phi.head == "pixel_shuffle":
+            phi.shuffle.weight[:16, 0, 1, 1] = 1.0  # hr channel 0 at all 16 sub-pixel positions
+            phi.out.weight[0, 0] = smooth * scale
+        else:
+            for block in phi.up:
+                block[0].weight[0, 0, 1, 1] = 1.0
+            for block in phi.refine:
+                block[0].weight[0, 0] = smooth
+            phi.out.weight[0, 0, 0, 0] = scale
         phi.out.bias[0] = -background * scale
     return phi.eval()

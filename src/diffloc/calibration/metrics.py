@@ -351,8 +351,11 @@ TRACK_COLUMNS = ("n_detected", "detection_rate", "mean_u", "mean_v", "std_u", "s
 
 def track_summary(tracks: np.ndarray, levels: Sequence[float]) -> pd.DataFrame:
     """Per track [A, R, 2]: detections, their rate, position mean and std (ddof 1) per axis, and
-    per level c the central interval [lo_c_u, hi_c_u], [lo_c_v, hi_c_v] of its positions
-    (numpy linear quantiles). Units as the tracks. Rows with < 2 detections get NaN spreads."""
+    per level c the central interval [lo_c_u, hi_c_u], [lo_c_v, hi_c_v] of its n positions
+    (order-statistic 'weibull' quantiles, rank q (n + 1): for exchangeable draws the interval
+    covers c where (1 -+ c)(n + 1)/2 are integers, e.g. 95 % at n = 39, between the bracketing
+    order statistics' levels otherwise; numpy's 'linear' covers only about c (n - 1)/(n + 1)).
+    Units as the tracks. Rows with < 2 detections get NaN spreads."""
     t = np.asarray(tracks, dtype=np.float64)
     det = np.isfinite(t[..., 0])
     n = det.sum(axis=1)
@@ -373,7 +376,11 @@ def track_summary(tracks: np.ndarray, levels: Sequence[float]) -> pd.DataFrame:
         lo, hi = central_levels(c)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            q = np.nanquantile(t, [lo, hi], axis=1) if t.size else np.full((2, len(t), 2), np.nan)
+            q = (
+                np.nanquantile(t, [lo, hi], axis=1, method="weibull")
+                if t.size
+                else np.full((2, len(t), 2), np.nan)
+            )
         tag = _level_tag(c)
         for k, axis in enumerate(("u", "v")):
             out[f"lo{tag}_{axis}"] = np.where(n >= 2, q[0, :, k], np.nan)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 from skimage.feature import blob_log
 
 DETECTORS = ("log", "peaks")
@@ -197,23 +196,34 @@ def local_maxima(
     (2 * min_distance + 1)^2 neighbourhood (edges repeat edge pixels); of equal maxima within
     that neighbourhood (a plateau, e.g. where phi saturates) only the first in raster order is
     kept. Pixels within `exclude_border` of the edge are never maxima. Sorted by image, row, col.
+    Only pixels above the threshold are examined (a KDE is mostly empty), each against its
+    neighbourhood by gathered indices.
     """
-    size = (1, 2 * min_distance + 1, 2 * min_distance + 1)
     n, h, w = images.shape
-    b = exclude_border
-    inner = np.zeros((h, w), dtype=bool)
-    inner[b : h - b, b : w - b] = True
-    order = np.arange(h * w, dtype=np.int32).reshape(h, w)  # raster order within an image
+    b, d = exclude_border, min_distance
+    a = np.arange(-d, d + 1)
+    dr, dc = (g.ravel() for g in np.meshgrid(a, a, indexing="ij"))
+    earlier = (dr < 0) | ((dr == 0) & (dc < 0))  # neighbours before the pixel in raster order
     found = []
     for start in range(0, n, chunk):
         part = images[start : start + chunk]
-        top = ndimage.maximum_filter(part, size=size, mode="nearest")
-        keep = (part == top) & (part > threshold) & inner
-        first = ndimage.minimum_filter(
-            np.where(keep, order, h * w), size=size, mode="constant", cval=h * w
-        )
-        image, rows, cols = np.nonzero(keep & (first == order))
-        found.append((image + start, rows, cols))
+        above = part[:, b : h - b, b : w - b] > threshold
+        image, rows, cols = np.nonzero(above)
+        rows, cols = rows + b, cols + b
+        value = part[image, rows, cols]
+        rr = np.clip(rows[:, None] + dr, 0, h - 1)
+        cc = np.clip(cols[:, None] + dc, 0, w - 1)
+        keep = value >= part[image[:, None], rr, cc].max(axis=1)
+        image, rows, cols = image[keep], rows[keep], cols[keep]
+        peak = np.zeros(part.shape, dtype=bool)
+        peak[image, rows, cols] = True
+        er, ec = rows[:, None] + dr[earlier], cols[:, None] + dc[earlier]
+        inside = (er >= 0) & (er < h) & (ec >= 0) & (ec < w)
+        shadowed = peak[image[:, None], np.clip(er, 0, h - 1), np.clip(ec, 0, w - 1)] & inside
+        first = ~shadowed.any(axis=1)
+        found.append((image[first] + start, rows[first], cols[first]))
+    if not found:
+        return tuple(np.zeros(0, dtype=np.intp) for _ in range(3))
     return tuple(np.concatenate(a) for a in zip(*found, strict=True))
 
 
