@@ -40,7 +40,7 @@ MAX_SHIFT = 1.0  # LR px: largest distance of the fitted position from the detec
 BACKTRACKS = 4  # halvings of a step that lowers the likelihood
 CONVERGED = 1e-4  # LR px: a localisation whose step moves it less has converged
 PASS_CONVERGED = 1e-3  # LR px: neighbour passes stop when no crowded fit moves more
-NEIGHBOUR_PASSES = 8  # refits of localisations with neighbours, with the neighbours' light known
+NEIGHBOUR_PASSES = 20  # refits of localisations with neighbours, with the neighbours' light known
 PASS_ITERATIONS = 3  # scoring steps per refit after the first pass (the neighbours move too)
 
 
