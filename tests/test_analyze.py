@@ -397,6 +397,28 @@ def test_overlapping_emitters_are_fitted_jointly_and_a_missed_one_is_found_in_th
     assert error.max() < 0.6 and error.max() < single.max()
 
 
+def test_neighbour_pairs_and_colour_classes_against_brute_force():
+    """Pairs within reach per axis in the same frame, both orders, equal the brute-force set; no
+    pair shares a colour class."""
+    from diffloc.analyze.fit import colour_classes, neighbour_pairs
+
+    rng = np.random.default_rng(4)
+    index, u, v = rng.integers(0, 5, 300), rng.uniform(0, 30, 300), rng.uniform(0, 30, 300)
+    a, b = neighbour_pairs(index, u, v, 3.0)
+    close = (
+        (index[:, None] == index[None])
+        & (np.abs(u[:, None] - u[None]) <= 3.0)
+        & (np.abs(v[:, None] - v[None]) <= 3.0)
+    )
+    np.fill_diagonal(close, False)
+    rows, cols = np.nonzero(close)
+    assert set(zip(a.tolist(), b.tolist(), strict=True)) == set(
+        zip(rows.tolist(), cols.tolist(), strict=True)
+    )
+    colour = colour_classes(len(u), a, b)
+    assert (colour >= 0).all() and (colour[a] != colour[b]).all() and len(a) > 100
+
+
 def test_an_emitter_detected_twice_is_reported_once():
     """Two detections 0.4 px apart on one emitter (a split KDE blob) give one localisation at
     the truth with all its photons; position kde keeps both (no merging)."""

@@ -1,4 +1,5 @@
-"""Photons and background of each localisation, and its Cramer-Rao bound, on camera windows.
+"""Position, photons and background of each localisation, and its Cramer-Rao bound, on camera
+windows around phi's detections (`photometry`).
 
 For a localisation at LR position (u, v) (pixel i covers [i, i + 1); u rows, v columns) the
 (2 r + 1)^2 camera pixels around the pixel that holds it are converted to Poisson-approximation
@@ -16,6 +17,10 @@ localisations; a step that lowers the likelihood is halved until it does not (el
 localisation keeps its estimate), and the position stays within `MAX_SHIFT` LR px of the
 detection and inside the window. This is the standard SMLM estimator, unbiased with variance
 near the CRLB for an isolated emitter (Smith et al. 2010); phi's detection only starts it.
+
+Overlapping emitters: each fit knows its neighbours' light (block coordinate ascent towards
+their joint MLE), one emitter found twice is merged, and emitters phi missed are found in the
+fits' residual (see `photometry`).
 
 The bound is the CRLB of (u, v) with i0 a nuisance parameter and b known (the formula of
 physics.crlb, I_ij = sum_k (1/omega'_k) d omega'_k/d theta_i d omega'_k/d theta_j) at the
