@@ -5,7 +5,7 @@ background 20 photons/px) with the phi and psi architectures of config/analyze.y
 fixed-filter phi of that size, diffloc.analyze.synthetic.analytic_phi: same FLOPs as a trained
 one, and it detects the emitters; psi: random weights, same cost), on `--threads` torch threads:
 
-- the analysis without psi (diffloc.analyze.pipeline.analyze_chunk: phi, detection, photometry,
+- the analysis without psi (diffloc.analyze.pipeline.analyze_chunk: phi, detection, fits,
   the position fit of analyze.position, significance filter), batched whole frames, beside the
   same with position kde and the baseline of one frame per call, in the same run (target:
   >= 200 frames/s on 2 cores);
@@ -46,7 +46,7 @@ SIZE, BACKGROUND = 64, 20.0
 
 
 def localise(phi, frames, camera, settings: AnalyzeSettings) -> tuple[float, int]:
-    """Seconds and localisations of the analysis without psi (phi, detection, photometry and
+    """Seconds and localisations of the analysis without psi (phi, detection, fits and
     the position fit of `settings`, significance filter) over frames."""
     began = time.perf_counter()
     result = analyze_chunk(frames, 0, camera, phi, None, settings, torch.device("cpu"))
@@ -114,7 +114,7 @@ def main() -> None:
         per_frame = sum(
             localise(phi, movie.frames[i : i + 1], camera, analysis)[0] for i in range(one)
         )
-        print(f"analysis without psi (phi + detection + photometry + {analysis.position} "
+        print(f"analysis without psi (phi + detection + fits + {analysis.position} "
               f"position), batched whole frames, {args.repeats} runs: median "
               f"{np.median(rates):.0f} frames/s (slowest {rates[0]:.0f}, fastest {rates[-1]:.0f}; "
               f"{runs[0][1]} localisations); with position kde: {args.frames / kde_only:.0f} "

@@ -21,9 +21,9 @@ import yaml
 from conftest import REPO, tiny
 from diffloc.analyze.card import ModelCardError, check_compatible, read_card
 from diffloc.analyze.cli import main
-from diffloc.analyze.fit import photometry
 from diffloc.analyze.frames import Tiling
 from diffloc.analyze.jobs import analysis_card
+from diffloc.analyze.localise import fit_localisations
 from diffloc.analyze.outputs import OUTPUT_FILES
 from diffloc.analyze.synthetic import analytic_phi, synthetic_movie
 from diffloc.data.exports import PICASSO_DTYPE
@@ -301,7 +301,7 @@ def test_photon_and_background_fit_is_unbiased():
         background=20.0, camera=camera, pixel_size_nm=PIXEL, sigma_x=SIGMA, seed=2, emitters=emitters,
     )  # fmt: skip
     t = made.truth
-    out = photometry(
+    out = fit_localisations(
         camera.poisson_counts(made.frames, clip=False), camera, t["frame"].to_numpy(),
         t["y_px"].to_numpy(), t["x_px"].to_numpy(), 3, SIGMA,
     )  # fmt: skip
@@ -344,7 +344,7 @@ def test_position_fit_attains_the_crlb(i0):
     )  # fmt: skip
     t = made.truth
     tu, tv = t["y_px"].to_numpy(), t["x_px"].to_numpy()
-    out = photometry(
+    out = fit_localisations(
         camera.poisson_counts(made.frames, clip=False), camera, t["frame"].to_numpy(),
         tu + rng.normal(0, 0.3, n), tv + rng.normal(0, 0.3, n), 3, SIGMA, "mle",
     )  # fmt: skip
@@ -387,7 +387,7 @@ def test_overlapping_emitters_are_fitted_jointly_and_a_missed_one_is_found_in_th
     alone = fit_position(n, readout, inside, top, left, theta, 3, SIGMA)  # each by itself
     assert np.hypot(*(alone[:2, :2] - truth[:2, 1:3]).T).min() > 0.1
     single = np.hypot(*(alone[2, :2] - truth[2:, 1:3]).T)
-    joint = photometry(counts, camera, image, u, v, 3, SIGMA, "mle", 5.0, 1.0, True)
+    joint = fit_localisations(counts, camera, image, u, v, 3, SIGMA, "mle", 5.0, 1.0, True)
     assert joint["image"].tolist() == [0, 0, 1, 1]
     assert joint["detection"].tolist() == [0, 1, 2, -1]  # -1: found in the residual
     got = np.column_stack([joint["u"], joint["v"]])
@@ -400,7 +400,7 @@ def test_overlapping_emitters_are_fitted_jointly_and_a_missed_one_is_found_in_th
 def test_neighbour_pairs_and_colour_classes_against_brute_force():
     """Pairs within reach per axis in the same frame, both orders, equal the brute-force set; no
     pair shares a colour class."""
-    from diffloc.analyze.fit import colour_classes, neighbour_pairs
+    from diffloc.analyze.crowd import colour_classes, neighbour_pairs
 
     rng = np.random.default_rng(4)
     index, u, v = rng.integers(0, 5, 300), rng.uniform(0, 30, 300), rng.uniform(0, 30, 300)
@@ -425,11 +425,11 @@ def test_an_emitter_detected_twice_is_reported_once():
     camera = Camera.scalar((20, 20), 2.0, 100.0, 4.0)
     counts = _noise_free(np.array([[0, 10.3, 9.7, 1000.0]]), camera, 10.0)
     u, v = np.array([10.1, 10.5]), np.array([9.7, 9.7])
-    out = photometry(counts, camera, np.array([0, 0]), u, v, 3, SIGMA, "mle", 5.0, 1.0, True)
+    out = fit_localisations(counts, camera, np.array([0, 0]), u, v, 3, SIGMA, "mle", 5.0, 1.0, True)
     assert len(out["u"]) == 1
     np.testing.assert_allclose([out["u"][0], out["v"][0]], [10.3, 9.7], atol=1e-3)
     assert out["photons"][0] == pytest.approx(1000.0, rel=0.01)
-    assert len(photometry(counts, camera, np.array([0, 0]), u, v, 3, SIGMA, "kde")["u"]) == 2
+    assert len(fit_localisations(counts, camera, np.array([0, 0]), u, v, 3, SIGMA, "kde")["u"]) == 2
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,13 @@ def test_shipped_configs_are_valid():
             lambda c: c["posterior"].update(figure_images=10**3),
             r"posterior\.figure_images.*posterior\.test_images",
         ),
+        (
+            lambda c: c["phi"]["model"].update(head="deconv"),
+            r"phi\.model\.head.*'deconv'.*\['resize_conv', 'pixel_shuffle'\]",
+        ),
+        (lambda c: c["analyze"].update(position="gauss"), r"analyze\.position.*'gauss'"),
+        (lambda c: c["analyze"].update(merge_px=-1.0), r"analyze\.merge_px"),
+        (lambda c: c["analyze"].update(residual_search="yes"), r"analyze\.residual_search"),
     ],
 )
 def test_bad_config_names_the_key(default_config, schema, edit, pattern):

@@ -19,8 +19,8 @@ import torch
 from tqdm import tqdm
 
 from diffloc import seeding
-from diffloc.analyze.fit import photometry
 from diffloc.analyze.frames import Tiling, phi_kde, to_photons
+from diffloc.analyze.localise import fit_localisations
 from diffloc.analyze.settings import AnalyzeSettings
 from diffloc.analyze.uncertainty import psi_frame
 from diffloc.data.condition import Condition
@@ -54,7 +54,7 @@ def localisation_table(
     frames: np.ndarray, kde: np.ndarray, settings: AnalyzeSettings, photo: dict
 ) -> pd.DataFrame:
     """The table's position, intensity and photometry columns (see README) of the localisations
-    `photo` (analyze.fit.photometry; positions u, v in LR px, frames the movie's) on phi's KDEs
+    `photo` (analyze.localise.fit_localisations; positions u, v in LR px, frames the movie's) on phi's KDEs
     [N, sH, sW] of the chunk."""
     nm, s = settings.pixel_size_nm, settings.upsample
     u_px, v_px = photo["u"], photo["v"]
@@ -110,7 +110,7 @@ def analyze_chunk(
     photons = to_photons(frames, camera)
     kde = phi_kde(phi, photons, settings.batch_pixels, device)
     found = detect(kde, settings.detector)
-    photo = photometry(
+    photo = fit_localisations(
         camera.poisson_counts(frames, clip=False),
         camera,
         found["image"].to_numpy(),

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffloc.analyze.fit import POSITIONS
+from diffloc.analyze.localise import POSITIONS
 from diffloc.localize.detection import DetectorSettings, detector_settings
 
 # The `analyze` config keys that shape the computation (the rest name files), with the CLI's
