@@ -2,7 +2,7 @@
 
 frames (ADU) -> photons (x - o)/g -> phi on whole frames -> detections (the study's detector,
 refined) -> photons and background by a Poisson fit on the camera pixels, and with
-`analyze.position: mle` the position too (from the detection), sqrt(CRLB) there (analyze.fit)
+`analyze.position: mle` the position too (from the detection), sqrt(CRLB) there (analyze.localise)
 -> positions (LR px, nm) -> on the frames psi samples: position spread across posterior samples
 (analyze.uncertainty). Each chunk also sums its KDEs for the rendered
 super-resolution image (phi's KDE summed over frames) and, on psi's frames, the posterior means
