@@ -37,6 +37,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=500)
     parser.add_argument("--psi-frames", default="20")
     parser.add_argument("--position", default="mle", choices=["mle", "kde"])
+    parser.add_argument("--config", default=None, help="analysis config (sampler, detector)")
+    parser.add_argument("--keep", default=None, help="folder to keep the movie and the analysis in")
+    parser.add_argument(
+        "--table", default=None, help="score this localisations.parquet of the movie, no analysis"
+    )
     args = parser.parse_args()
     card = read_card(args.models)
     pixel, sigma = card["geometry"]["pixel_size_nm"], card["psf"]["sigma_x"]
@@ -50,8 +55,20 @@ def main() -> None:
         photons={"dist": "loguniform", "low": 100, "high": 2000}, background=BACKGROUND,
         camera=camera, pixel_size_nm=pixel, sigma_x=sigma, seed=7, name="targets",
     )  # fmt: skip
+    if args.table:
+        table = pd.read_parquet(args.table)
+    else:
+        table = analyse(args, movie, camera)
+    score(table, movie.truth, card, camera, args.frames, pixel, sigma)
+
+
+def analyse(args: argparse.Namespace, movie, camera: Camera) -> pd.DataFrame:
+    """The movie written as a TIFF with its camera maps and analysed by `diffloc analyze`."""
+    pixel = read_card(args.models)["geometry"]["pixel_size_nm"]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(args.keep or tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        movie.truth.to_parquet(root / "truth.parquet")
         tifffile.imwrite(root / "movie.tif", movie.frames, photometric="minisblack")
         for name in ("gain", "offset", "readout_var"):
             np.save(root / f"{name}.npy", getattr(camera, name))
@@ -60,15 +77,22 @@ def main() -> None:
             "--pixel-size", str(pixel), "--gain", str(root / "gain.npy"),
             "--offset", str(root / "offset.npy"), "--readout-var", str(root / "readout_var.npy"),
             "--psi-frames", args.psi_frames, "--position", args.position, "--no-progress",
+            *(["--config", args.config] if args.config else []),
         ])  # fmt: skip
         if status:
             raise SystemExit(status)
-        table = pd.read_parquet(root / "out" / "localisations.parquet")
-    truth = movie.truth
+        return pd.read_parquet(root / "out" / "localisations.parquet")
+
+
+def score(
+    table: pd.DataFrame, truth: pd.DataFrame, card: dict, camera: Camera, frames: int,
+    pixel: float, sigma: float,
+) -> None:  # fmt: skip
+    """Print recall, precision, RMSE / sqrt(CRLB) per photon decile and psi's coverage."""
     inner = ((truth[["x_px", "y_px"]] > EDGE) & (truth[["x_px", "y_px"]] < SIZE - EDGE)).all(axis=1)
     radius = card["localize"]["match_radius"] / card["geometry"]["upsample"]
     rows, fp = [], 0
-    for f in range(args.frames):
+    for f in range(frames):
         t = truth[(truth["frame"] == f) & inner]
         d = table[table["frame"] == f]
         hit = match_detections(
@@ -117,6 +141,43 @@ def main() -> None:
         c = float(np.concatenate(cover).mean()) if len(psi) else float("nan")
         print(f"psi {level} % interval coverage {c:.3f} over {len(psi)} localisations "
               f"(target within 0.07 of 0.{level})")  # fmt: skip
+    if len(psi):
+        psi_diagnostics(psi, pixel)
+
+
+def psi_diagnostics(psi: pd.DataFrame, pixel: float) -> None:
+    """psi's coverage per photon tercile; z: (truth - centre of the 68 % interval) / psi's std,
+    z_fit: (truth - the MLE position) / psi's std."""
+    tercile = pd.qcut(psi["true_photons"], 3, labels=False)
+    rows = []
+    for _, g in psi.groupby(tercile):
+        row = {"photons": float(g["true_photons"].median()), "n": len(g)}
+        z, z_fit, bias = [], [], []
+        for axis in ("x", "y"):
+            true_nm = g[f"true_{axis}"] * pixel
+            for level in ("68", "95"):
+                lo, hi = g[f"psi_lo{level}_{axis}_nm"], g[f"psi_hi{level}_{axis}_nm"]
+                inside = ((true_nm >= lo) & (true_nm <= hi)).to_numpy()
+                row[f"cov{level}"] = row.get(f"cov{level}", 0.0) + inside.mean() / 2
+            centre = (g[f"psi_lo68_{axis}_nm"] + g[f"psi_hi68_{axis}_nm"]) / 2
+            z.append(((true_nm - centre) / g[f"psi_std_{axis}_nm"]).to_numpy())
+            z_fit.append(((true_nm - g[f"{axis}_nm"]) / g[f"psi_std_{axis}_nm"]).to_numpy())
+            bias.append((centre - true_nm).to_numpy())
+        z, z_fit, bias = np.concatenate(z), np.concatenate(z_fit), np.concatenate(bias)
+        row["rms_centre_err_nm"] = float(np.sqrt(np.mean(bias**2)))
+        row["z_fit_std"] = float(np.std(z_fit))
+        row["z_std"] = float(np.std(z))
+        row["z_mad_std"] = float(1.4826 * np.median(np.abs(z - np.median(z))))
+        row["psi_std_nm"] = float(np.median(np.concatenate([g["psi_std_x_nm"], g["psi_std_y_nm"]])))
+        if "psi_scale" in g:
+            row["scale68"] = float(g["psi_scale"].median())
+        row["passed"] = abs(row["cov68"] - 0.68) <= 0.07 and abs(row["cov95"] - 0.95) <= 0.07
+        rows.append(row)
+    print(
+        "psi per photon tercile of the true photons (cov: the reported, scaled intervals; z:"
+        " truth minus psi's 68 % midpoint over psi's own std; scale68: the card's 68 % scale):"
+    )
+    print(pd.DataFrame(rows).to_string(float_format="%.3f"))
 
 
 if __name__ == "__main__":

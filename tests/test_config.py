@@ -93,6 +93,21 @@ def test_shipped_configs_are_valid():
         (lambda c: c["analyze"].update(position="gauss"), r"analyze\.position.*'gauss'"),
         (lambda c: c["analyze"].update(merge_px=-1.0), r"analyze\.merge_px"),
         (lambda c: c["analyze"].update(residual_search="yes"), r"analyze\.residual_search"),
+        (lambda c: c["analyze"].update(levels=[0.9]), r"analyze\.levels.*must contain 0\.68"),
+        (
+            lambda c: c["analyze"]["position_calibration"].update(photon_edges=[800, 300]),
+            r"analyze\.position_calibration\.photon_edges.*must increase",
+        ),
+        (
+            lambda c: c["analyze"]["position_calibration"].update(background={"low": 9, "high": 1}),
+            r"analyze\.position_calibration\.background\.low",
+        ),
+        (
+            lambda c: c["analyze"]["position_calibration"].update(
+                photons={"dist": "loguniform", "low": 0, "high": 10}
+            ),
+            r"analyze\.position_calibration\.photons\.low",
+        ),
     ],
 )
 def test_bad_config_names_the_key(default_config, schema, edit, pattern):

@@ -1,6 +1,7 @@
 """Study configuration: schema validation with one clear message, cross-field checks, splits."""
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return f"config key '{key}' = {value!r} must match {error.validator_value!r}"
     if kind == "propertyNames":
         return f"config key '{key}': {error.message}"
+    if kind == "contains" and "const" in error.validator_value:
+        return f"config key '{key}' = {value!r} must contain {error.validator_value['const']!r}"
     return f"config key '{key}': {error.message}"
 
 
@@ -180,6 +183,19 @@ def check_consistency(config: dict) -> None:
     _check_mcmc(config)
     _check_diffusion(config)
     _check_calibration(config)
+    _check_position_calibration(config)
+
+
+def _check_position_calibration(config: dict) -> None:
+    """analyze.position_calibration: photon distribution keys, background low <= high,
+    increasing photon_edges."""
+    key, pc = "analyze.position_calibration", config["analyze"]["position_calibration"]
+    _check_scene(key, {"photons": pc["photons"]}, config)
+    _at_most(f"{key}.background.low", pc["background"]["low"], f"{key}.background.high",
+             pc["background"]["high"])  # fmt: skip
+    edges = pc["photon_edges"]
+    if any(b <= a for a, b in itertools.pairwise(edges)):
+        raise ConfigError(f"config key '{key}.photon_edges' must increase: {edges}")
 
 
 SCHEDULE_PARAMS = {"linear": ("beta_start", "beta_end"), "cosine": ("offset", "max_beta")}

@@ -19,10 +19,11 @@ rule analysis_card:
         f"{RUN}/logs/analysis_card.log",
     benchmark:
         f"{RUN}/benchmarks/analysis_card.tsv"
-    threads: 1
+    threads: config["analyze"]["threads"]
     resources:
-        mem_mb=1000,
-        runtime=5,
+        gpu=1,
+        mem_mb=4000,
+        runtime=60,
     conda:
         "../../envs/diffloc.yaml"
     script:

@@ -35,10 +35,15 @@ class ModelCardError(ModelFileError):
 
 
 def build_card(
-    config: dict, phi_model: str | Path, psi_model: str | Path, card: str | Path
+    config: dict,
+    phi_model: str | Path,
+    psi_model: str | Path,
+    card: str | Path,
+    position_calibration: dict | None = None,
 ) -> dict:
     """The card of models trained under `config` (a full study config) with these model files;
-    it names them relative to the card's folder (`card` is the card's path)."""
+    it names them relative to the card's folder (`card` is the card's path) and holds the
+    scales of psi's position intervals (analyze.calibration_movie; None: psi's own)."""
     phi_meta, psi_meta = read_model_metadata(phi_model), read_model_metadata(psi_model)
     folder = Path(card).resolve().parent
     splits = config["simulation"]["splits"]
@@ -54,6 +59,7 @@ def build_card(
         "phi_fingerprint": phi_meta["fingerprint"],
         "psi_fingerprint": psi_meta["fingerprint"],
         "seed": config["seed"],
+        "position_calibration": position_calibration,
         "versions": versions(),
     }
     card["card_hash"] = config_hash({k: v for k, v in card.items() if k != "versions"})

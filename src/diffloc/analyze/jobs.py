@@ -6,20 +6,25 @@ from pathlib import Path
 
 import numpy as np
 
+from diffloc.analyze.calibration_movie import measure_interval_scales
 from diffloc.analyze.card import build_card, write_card
 from diffloc.analyze.outputs import write_outputs
 from diffloc.analyze.pipeline import RENDER_KEYS, ChunkResult, merge_chunks
 from diffloc.analyze.session import open_analysis, run_chunk
 from diffloc.data.files import MovieError, load_npz, read_table, save_npz, save_table
-from diffloc.runtime import log_allocation
+from diffloc.runtime import log_allocation, resolve_device
 
 log = logging.getLogger(__name__)
 
 
 def analysis_card(*, phi: str | Path, psi: str | Path, card: str | Path, config: dict) -> None:
     """Write the models' analysis card: the config slices they were trained with, bound to the
-    fingerprints of phi.pt and psi.pt (analyze.card)."""
-    written = build_card(config, phi, psi, card)
+    fingerprints of phi.pt and psi.pt (analyze.card), with the scales of psi's position intervals
+    measured on a calibration movie (analyze.calibration_movie; none when its frames are 0)."""
+    if config["analyze"]["position_calibration"]["frames"]:
+        log_allocation(log, resolve_device(config["analyze"]["device"]))
+    scales = measure_interval_scales(config, build_card(config, phi, psi, card), Path(card).parent)
+    written = build_card(config, phi, psi, card, scales)
     write_card(written, card)
     log.info("analysis card %s (hash %s) for %s, %s", card, written["card_hash"], phi, psi)
 

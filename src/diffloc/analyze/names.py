@@ -4,6 +4,11 @@ reads them when Snakemake parses it (every job start on SLURM)."""
 CARD_NAME = "analysis.json"
 # Config sections the card copies, and which of them must match an analysis config exactly.
 CARD_SECTIONS = ("geometry", "psf", "camera", "kde", "localize", "scene")
+# The `analyze` keys the card's position calibration (analyze.calibration_movie) depends on.
+CALIBRATION_KEYS = (
+    "batch_pixels", "tile_margin", "fit_half_width", "position", "merge_px", "residual_search",
+    "min_snr", "levels", "position_calibration", "threads", "device",
+)  # fmt: skip
 # The output files of an analysis (analyze.outputs), by kind.
 OUTPUT_FILES = {
     "table": "localisations.parquet",

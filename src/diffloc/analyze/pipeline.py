@@ -21,6 +21,7 @@ from tqdm import tqdm
 from diffloc import seeding
 from diffloc.analyze.frames import Tiling, phi_kde, to_photons
 from diffloc.analyze.localise import fit_localisations
+from diffloc.analyze.recalibration import apply_interval_scales, density_mismatch
 from diffloc.analyze.settings import AnalyzeSettings
 from diffloc.analyze.uncertainty import psi_frame
 from diffloc.data.condition import Condition
@@ -161,13 +162,12 @@ def analyze_chunk(
         sums["psi_var_sum"] += var
         for key, values in psi_columns(tracks, np.ones(len(mine), bool), settings).items():
             columns[key][mine] = values
-    table = table.assign(**columns)
-    table["uncertainty_x_nm"] = np.where(
-        np.isfinite(table["psi_std_x_nm"]), table["psi_std_x_nm"], table["crlb_x_nm"]
+    table = apply_interval_scales(table.assign(**columns), settings.interval_scales)
+    mismatch = density_mismatch(
+        len(table), n, h * w * (settings.pixel_size_nm / 1000) ** 2, settings.interval_scales
     )
-    table["uncertainty_y_nm"] = np.where(
-        np.isfinite(table["psi_std_y_nm"]), table["psi_std_y_nm"], table["crlb_y_nm"]
-    )
+    if mismatch:
+        log.warning("frames %d..%d: %s", first, first + n - 1, mismatch)
     log.info(
         "frames %d..%d: %d localisations, psi on %d frames",
         first,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffloc.analyze.localise import POSITIONS
+from diffloc.analyze.recalibration import UNCERTAINTY_LEVEL
 from diffloc.localize.detection import DetectorSettings, detector_settings
 
 # The `analyze` config keys that shape the computation (the rest name files), with the CLI's
@@ -50,7 +51,8 @@ class AnalyzeSettings:
     merge_px: float  # mle: fits in one frame closer than this (LR px) are one emitter
     residual_search: bool  # mle: add the emitters phi missed, found in the fit's residual
     min_snr: float  # a detection is kept when its fitted photons / sqrt(CRLB of photons) >= this
-    levels: tuple[float, ...]  # central intervals of psi's position spread
+    levels: tuple[float, ...]  # central intervals of psi's position spread (0.68 among them)
+    interval_scales: dict | None  # the card's position_calibration (None: psi's own intervals)
     threads: int  # torch CPU threads of phi (psi: sampler["threads"])
     device: str  # auto | cpu | cuda
     seed: int
@@ -58,6 +60,19 @@ class AnalyzeSettings:
     def __post_init__(self) -> None:
         if self.position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got {self.position!r}")
+        if UNCERTAINTY_LEVEL not in self.levels:
+            raise ValueError(
+                f"analyze.levels must include {UNCERTAINTY_LEVEL} (its half-width is the "
+                f"reported uncertainty), got {list(self.levels)}"
+            )
+        if self.interval_scales is not None:
+            missing = set(self.levels) - set(self.interval_scales["levels"])
+            if missing:
+                raise ValueError(
+                    f"analyze.levels {sorted(missing)}: the models' psi intervals are calibrated "
+                    f"at {self.interval_scales['levels']} only; use those levels or rebuild the "
+                    "card (analyze_models) with these analyze.levels"
+                )
         if self.tile - 2 * self.tile_margin < 1:
             raise ValueError(
                 f"tile_margin {self.tile_margin} leaves no core in a {self.tile} px psi tile"
@@ -117,6 +132,7 @@ def analyze_settings(
         residual_search=bool(a["residual_search"]),
         min_snr=float(a["min_snr"]),
         levels=tuple(float(c) for c in a["levels"]),
+        interval_scales=card.get("position_calibration"),
         threads=int(a["threads"]),
         device=str(a["device"]),
         seed=int(seed),

@@ -4,7 +4,7 @@
 # splits it into chunks of analyze.chunk_frames frames, one job each.
 import math
 
-from diffloc.analyze.names import CARD_NAME, CARD_SECTIONS, OUTPUT_FILES
+from diffloc.analyze.names import CALIBRATION_KEYS, CARD_NAME, CARD_SECTIONS, OUTPUT_FILES
 from diffloc.data.files import DataError
 from diffloc.data.movies import open_movie
 
@@ -26,6 +26,7 @@ CARD_CONFIG = {
     **{k: config[k] for k in CARD_SECTIONS},
     "diffusion": {"sampler": config["diffusion"]["sampler"]},
     "simulation": {"splits": config["simulation"]["splits"]},
+    "analyze": {k: config["analyze"][k] for k in CALIBRATION_KEYS},
     "seed": config["seed"],
 }
 

@@ -1,0 +1,162 @@
+"""psi's position intervals recalibrated by split conformal scales (analyze.recalibration).
+
+Independent truths: the split-conformal guarantee (a new exchangeable point is covered with
+probability in [c, c + 1/(n + 1))), Gaussian quantile ratios for intervals of a known wrong
+width, and the calibration movie's scales applied by an analysis with the card.
+"""
+
+import copy
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from test_analyze import analysed, models, movie, run_cli  # noqa: F401 (fixtures)
+
+from diffloc.analyze.calibration_movie import calibration_levels, measure_interval_scales
+from diffloc.analyze.card import read_card
+from diffloc.analyze.jobs import analysis_card
+from diffloc.analyze.recalibration import (
+    CalibrationSizeError,
+    apply_interval_scales,
+    conformal_scale,
+    density_mismatch,
+    fit_interval_scales,
+)
+from diffloc.analyze.settings import analyze_settings
+
+
+def test_conformal_scale_covers_a_new_point_at_its_exact_level():
+    """Over many calibration sets of n = 49 ratios, the scale covers a 50th exchangeable ratio
+    with probability in [c, c + 1/50), within binomial error."""
+    rng = np.random.default_rng(11)
+    n, trials = 49, 4000
+    for level in (0.68, 0.9):
+        draws = np.abs(rng.standard_normal((trials, n + 1)))
+        covered = [draws[t, -1] <= conformal_scale(draws[t, :-1], level) for t in range(trials)]
+        rate = float(np.mean(covered))
+        exact = math.ceil((n + 1) * level) / (n + 1)  # rank / (n + 1): the exact coverage
+        band = 3 * math.sqrt(exact * (1 - exact) / trials)
+        assert abs(rate - exact) < band, (level, rate, exact)
+        assert level <= exact < level + 1 / (n + 1)
+
+
+def test_conformal_scale_needs_enough_ratios():
+    assert conformal_scale(np.arange(19.0), 0.95) == 18.0  # rank ceil(20 * 0.95) = 19
+    with pytest.raises(CalibrationSizeError, match="at least 19"):
+        conformal_scale(np.arange(18.0), 0.95)
+
+
+def _intervals(rng, n: int, sigma: float, half: float, photons: float) -> pd.DataFrame:
+    """n localisations whose psi intervals are centred on truth + N(0, sigma) with half-width
+    `half` (nm) at both levels' Gaussian z (so `half` / sigma is the miscalibration)."""
+    centre = rng.normal(0.0, sigma, (n, 2))
+    out = {"photons": np.full(n, photons), "true_x_nm": np.zeros(n), "true_y_nm": np.zeros(n)}
+    for c in (0.68, 0.95):
+        z = stats.norm.ppf((1 + c) / 2)
+        for k, a in enumerate("xy"):
+            out[f"psi_lo{100 * c:g}_{a}_nm"] = centre[:, k] - half * z
+            out[f"psi_hi{100 * c:g}_{a}_nm"] = centre[:, k] + half * z
+    return pd.DataFrame(out)
+
+
+def test_scales_undo_a_known_miscalibration_per_photon_bin():
+    """Intervals half as wide as calibrated below 500 photons and 1.5x as wide above: the
+    fitted scales are 2 and 1/1.5 at both levels (within sampling error), bin by bin."""
+    rng = np.random.default_rng(5)
+    table = pd.concat(
+        [_intervals(rng, 3000, 10.0, 5.0, 200.0), _intervals(rng, 3000, 4.0, 6.0, 1500.0)]
+    )
+    fitted = fit_interval_scales(table, [0.68, 0.95], [500.0])
+    assert fitted["n"] == [3000, 3000]
+    np.testing.assert_allclose(fitted["scales"], [[2.0, 2.0], [1 / 1.5, 1 / 1.5]], rtol=0.06)
+
+
+def test_a_bin_with_too_few_localisations_fails_with_its_range():
+    rng = np.random.default_rng(1)
+    table = pd.concat([_intervals(rng, 50, 10, 10, 200.0), _intervals(rng, 5, 4, 4, 1500.0)])
+    with pytest.raises(CalibrationSizeError, match=r"photons \[500, inf\)"):
+        fit_interval_scales(table, [0.68, 0.95], [500.0])
+
+
+def test_applied_scales_widen_about_the_midpoint_and_set_the_uncertainty():
+    rng = np.random.default_rng(2)
+    table = pd.concat([_intervals(rng, 3, 10, 5, 200.0), _intervals(rng, 2, 4, 6, 1500.0)])
+    table = table.assign(
+        psi_sampled=[True, True, True, True, False], crlb_x_nm=7.0, crlb_y_nm=8.0
+    ).reset_index(drop=True)
+    table.loc[4, [c for c in table if c.startswith("psi_lo") or c.startswith("psi_hi")]] = np.nan
+    calibration = {"photon_edges": [500.0], "levels": [0.68, 0.95], "scales": [[2, 3], [0.5, 1]]}
+    out = apply_interval_scales(table, calibration)
+    for level, k in (("68", 0), ("95", 1)):
+        for a in "xy":
+            lo, hi = table[f"psi_lo{level}_{a}_nm"], table[f"psi_hi{level}_{a}_nm"]
+            scale = np.where(table["photons"] < 500, *np.array(calibration["scales"])[:, k])
+            np.testing.assert_allclose(
+                out[f"psi_lo{level}_{a}_nm"], (lo + hi) / 2 - scale * (hi - lo) / 2
+            )
+            np.testing.assert_allclose(
+                out[f"psi_hi{level}_{a}_nm"], (lo + hi) / 2 + scale * (hi - lo) / 2
+            )
+    half = (out["psi_hi68_x_nm"] - out["psi_lo68_x_nm"]) / 2
+    np.testing.assert_allclose(out["uncertainty_x_nm"][:4], half[:4])
+    assert out.loc[4, "uncertainty_x_nm"] == 7.0 and out.loc[4, "uncertainty_y_nm"] == 8.0
+    np.testing.assert_array_equal(out["psi_scale"].to_numpy()[:4], [2, 2, 2, 0.5])
+    assert np.isnan(out.loc[4, "psi_scale"])
+    own = apply_interval_scales(table, None)
+    np.testing.assert_array_equal(own["psi_lo95_x_nm"], table["psi_lo95_x_nm"])
+
+
+def test_a_movie_of_another_density_is_warned_about():
+    calibration = {"density_per_um2": 1.0}
+    assert density_mismatch(100, 10, 10.0, calibration) is None  # 1 per um^2
+    assert density_mismatch(100, 10, 19.0, calibration) is None  # 0.53
+    assert "0.25 localisations per um^2" in density_mismatch(25, 10, 10.0, calibration)
+    assert density_mismatch(25, 10, 10.0, None) is None
+
+
+def test_analysis_levels_must_hold_068_and_be_calibrated(models):  # noqa: F811
+    card = read_card(models[0])
+    with pytest.raises(ValueError, match=r"must include 0\.68"):
+        analyze_settings({"levels": [0.9]}, card, 1)
+    calibrated = {**card, "position_calibration": {"levels": [0.68, 0.95], "scales": [[1, 1]]}}
+    with pytest.raises(ValueError, match=r"calibrated at \[0.68, 0.95\] only"):
+        analyze_settings({"levels": [0.68, 0.9]}, calibrated, 1)
+    assert calibration_levels([0.95, 0.9]) == [0.68, 0.9, 0.95]
+
+
+def test_card_calibration_is_measured_and_applied(models, movie, analysed, tmp_path):  # noqa: F811
+    """A card built with calibration frames holds one scale per bin and level, measured on that
+    many localisations; analysing a movie with it scales psi's own intervals (the analysis with
+    the uncalibrated card: the same samples) about their midpoints by those scales."""
+    root, cfg = models
+    cfg = copy.deepcopy(cfg)
+    cfg["analyze"]["position_calibration"].update(
+        frames=24, size=14, density_per_um2=2.0, photons={"dist": "uniform", "low": 800, "high": 3000},
+        background={"low": 5.0, "high": 15.0}, photon_edges=[],
+    )  # fmt: skip
+    folder = tmp_path / "models"
+    shutil.copytree(root, folder)
+    analysis_card(phi=folder / "sigma_y_3" / "phi.pt", psi=folder / "psi.pt",
+                  card=folder / "analysis.json", config=cfg)  # fmt: skip
+    card = read_card(folder)
+    pc = card["position_calibration"]
+    assert pc["levels"] == [0.68, 0.95] and len(pc["scales"]) == 1 and len(pc["scales"][0]) == 2
+    assert pc["n"][0] * 2 >= 19 and pc["frames"] == 24 and pc["size_px"] == 20 - 2 * 3
+    assert all(np.isfinite(pc["scales"][0])) and pc["scales"][0][1] > 0
+    again = measure_interval_scales(cfg, {**card, "position_calibration": None}, folder, False)
+    assert again["scales"] == pc["scales"]  # the same draws: deterministic
+    out = tmp_path / "out"
+    assert run_cli(movie[0] / "movie.tif", folder, out, ["--psi-frames", "2"]) == 0
+    scaled = pd.read_parquet(out / "localisations.parquet")
+    own = pd.read_parquet(analysed / "localisations.parquet")
+    sampled = own["psi_sampled"].to_numpy() & np.isfinite(own["psi_lo68_x_nm"]).to_numpy()
+    assert sampled.sum() > 3
+    for level, scale in zip(("68", "95"), pc["scales"][0], strict=True):
+        lo, hi = own[f"psi_lo{level}_x_nm"][sampled], own[f"psi_hi{level}_x_nm"][sampled]
+        np.testing.assert_allclose(
+            scaled[f"psi_hi{level}_x_nm"][sampled], (lo + hi) / 2 + scale * (hi - lo) / 2
+        )
+    np.testing.assert_allclose(scaled["psi_scale"][sampled], pc["scales"][0][0])
