@@ -24,6 +24,7 @@ from diffloc.analyze.localise import fit_localisations
 from diffloc.analyze.recalibration import apply_interval_scales, density_mismatch
 from diffloc.analyze.settings import AnalyzeSettings
 from diffloc.analyze.uncertainty import psi_frame
+from diffloc.calibration.metrics import level_tag
 from diffloc.data.condition import Condition
 from diffloc.localize.detection import detect
 from diffloc.phi.network import Phi
@@ -88,7 +89,7 @@ def psi_columns(tracks: pd.DataFrame, sampled: np.ndarray, settings: AnalyzeSett
         **_axis_columns("psi_std", tracks["std_u"].to_numpy(), tracks["std_v"].to_numpy(), nm),
     }
     for level in settings.levels:
-        tag = f"{100 * level:g}"
+        tag = level_tag(level)
         for end in ("lo", "hi"):
             u, v = tracks[f"{end}{tag}_u"].to_numpy(), tracks[f"{end}{tag}_v"].to_numpy()
             out.update(_axis_columns(f"psi_{end}{tag}", u, v, nm))
@@ -186,7 +187,7 @@ def track_placeholder(n: int, settings: AnalyzeSettings) -> pd.DataFrame:
         "std_v": np.full(n, np.nan),
     }
     for level in settings.levels:
-        tag = f"{100 * level:g}"
+        tag = level_tag(level)
         for name in (f"lo{tag}_u", f"lo{tag}_v", f"hi{tag}_u", f"hi{tag}_v"):
             columns[name] = np.full(n, np.nan)
     return pd.DataFrame(columns)

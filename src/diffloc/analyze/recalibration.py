@@ -18,12 +18,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from diffloc.calibration.metrics import level_tag
+
 UNCERTAINTY_LEVEL = 0.68  # the reported uncertainty is the (scaled) half-width of this interval
-
-
-def _level_tag(level: float) -> str:
-    """'68' for 0.68: the level's tag in the table's column names (percent)."""
-    return f"{100 * level:g}"
 
 
 class CalibrationSizeError(ValueError):
@@ -73,7 +70,7 @@ def fit_interval_scales(matched: pd.DataFrame, levels: list[float], edges: list[
         rows = matched[groups == g]
         per_level = []
         for c in levels:
-            tag = _level_tag(c)
+            tag = level_tag(c)
             ratios = np.concatenate(
                 [
                     interval_ratios(
@@ -131,12 +128,12 @@ def apply_interval_scales(table: pd.DataFrame, calibration: dict | None) -> pd.D
     uncertainty_x_nm / _y_nm set to the half-width of the 68 % interval (sqrt(CRLB) where psi did
     not run). Without a calibration (None) the intervals stay psi's own (psi_scale 1)."""
     out = table.copy()
-    tag = _level_tag(UNCERTAINTY_LEVEL)
+    tag = level_tag(UNCERTAINTY_LEVEL)
     if calibration is not None and len(out):
         groups = photon_bins(out["photons"].to_numpy(), calibration["photon_edges"])
         scales = np.asarray(calibration["scales"], dtype=np.float64)[groups]  # [rows, levels]
         for k, c in enumerate(calibration["levels"]):
-            t = _level_tag(c)
+            t = level_tag(c)
             if f"psi_lo{t}_x_nm" not in out:
                 continue
             for a in ("x", "y"):

@@ -3,7 +3,7 @@ and a phi with fixed filter weights (`analytic_phi`) that localises bright emitt
 
 Emitters are uniform over the square frame with a Poisson number per frame (mean: density in
 emitters per um^2 times the frame's area), photons from a config photon distribution
-(simulate.scenes.sample_photons), one background for the movie (photons per pixel); camera
+(simulate.scenes.sample_photons), a background for the movie or per frame (photons per pixel); camera
 images x = g Poisson(omega) + N(o, w^2) (physics.camera), every draw from the stream
 ("synthetic_movie", name) of `seed`.
 """
@@ -37,7 +37,7 @@ def synthetic_movie(
     size: int,
     density_per_um2: float,
     photons: dict,
-    background: float,
+    background: float | np.ndarray,
     camera: Camera,
     pixel_size_nm: float,
     sigma_x: float,
@@ -45,8 +45,9 @@ def synthetic_movie(
     name: str = "movie",
     emitters: np.ndarray | None = None,
 ) -> SyntheticMovie:
-    """A movie of `n_frames` frames of size x size px; `emitters` [E, 4] (frame, x_px, y_px,
-    photons) replaces the random scene when given."""
+    """A movie of `n_frames` frames of size x size px; `background` photons per px, one value or
+    one per frame ([N, 1, 1]); `emitters` [E, 4] (frame, x_px, y_px, photons) replaces the random
+    scene when given."""
     rng = seeding.rng(seed, "synthetic_movie", name)
     if emitters is None:
         area_um2 = (size * pixel_size_nm / 1000.0) ** 2

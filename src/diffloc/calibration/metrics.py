@@ -381,14 +381,14 @@ def track_summary(tracks: np.ndarray, levels: Sequence[float]) -> pd.DataFrame:
                 if t.size
                 else np.full((2, len(t), 2), np.nan)
             )
-        tag = _level_tag(c)
+        tag = level_tag(c)
         for k, axis in enumerate(("u", "v")):
             out[f"lo{tag}_{axis}"] = np.where(n >= 2, q[0, :, k], np.nan)
             out[f"hi{tag}_{axis}"] = np.where(n >= 2, q[1, :, k], np.nan)
     return pd.DataFrame(out)
 
 
-def _level_tag(level: float) -> str:
+def level_tag(level: float) -> str:
     """'68' for 0.68, '95' for 0.95, '99.7' for 0.997: a column-name tag in percent."""
     return f"{100 * level:g}"
 
@@ -412,7 +412,7 @@ def localization_calibration(
         errors.append(t[f"mean_{axis}"].to_numpy() - truth)
         stds.append(t[f"std_{axis}"].to_numpy())
         for c in levels:
-            tag = _level_tag(c)
+            tag = level_tag(c)
             lo, hi = t[f"lo{tag}_{axis}"].to_numpy(), t[f"hi{tag}_{axis}"].to_numpy()
             cover[c].append((truth >= lo) & (truth <= hi))
     err, std = np.concatenate(errors), np.concatenate(stds)
@@ -421,7 +421,7 @@ def localization_calibration(
     z = z[np.isfinite(z)]
     for c in levels:
         hits = np.concatenate(cover[c])
-        out[f"coverage_{_level_tag(c)}"] = float(hits.mean()) if hits.size else float("nan")
+        out[f"coverage_{level_tag(c)}"] = float(hits.mean()) if hits.size else float("nan")
     zs = z_summary(z)
     out.update({k: zs[k] for k in ("z_mean", "z_std", "z_rms", "z_robust_std")})
     nan = float("nan")

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from diffloc.calibration import metrics as cal
+from diffloc.calibration.metrics import level_tag
 from diffloc.localize.detection import DetectorSettings, detect
 from diffloc.localize.matching import match_detections
 from diffloc.physics.camera import Camera
@@ -464,7 +465,7 @@ def target_checks(
     """
     low, high = targets["std_ratio"]
     level, tol = targets["coverage_level"], targets["coverage_tolerance"]
-    tag = f"{100 * level:g}"
+    tag = level_tag(level)
     rows = []
     for seed in sorted(coverage["seed"].unique()):
         cov = coverage[coverage["seed"] == seed]
