@@ -4,9 +4,11 @@ A 64 x 64 px sCMOS movie (default 500 frames; density 1 emitter per 4 um^2, pixe
 photons log-uniform 100-2000, background 20 photons/px) is analysed by `diffloc analyze`; the
 localisations are matched one-to-one to the truth per frame (within localize.match_radius),
 truths within 1.5 px of the frame edge left out (the detector excludes its border). Prints
-recall and precision (targets >= 0.9, >= 0.95), per photon decile the lateral RMSE against
-2 sqrt(CRLB) (sqrt of the mean per-axis CRLB of the matched localisations, times sqrt 2 for the
-lateral error; the bound at the true photons and background), and the coverage of psi's 68/95 % position intervals (target: within 0.07).
+recall and precision (targets >= 0.9, >= 0.95) overall and per decile of the true photons
+(precision: false positives binned by their fitted photons), per photon decile the lateral RMSE
+against 2 sqrt(CRLB) (sqrt of the mean per-axis CRLB of the matched localisations, times sqrt 2
+for the lateral error; the bound at the true photons and background), and the coverage of psi's
+68/95 % position intervals (target: within 0.07), pooled and per tercile of the true photons.
 
     snakemake analyze_models --cores all --configfile config/analyze.yaml
     nice -n 10 python benchmarks/analyze_targets.py [--models results/analyze_models/models]
@@ -35,8 +37,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="results/analyze_models/models")
     parser.add_argument("--frames", type=int, default=500)
+    parser.add_argument("--movie-seed", type=int, default=7, help="seed of the movie and camera")
     parser.add_argument("--psi-frames", default="20")
     parser.add_argument("--position", default="mle", choices=["mle", "kde"])
+    parser.add_argument(
+        "--no-psi-maps", action="store_true", help="psi for the intervals only (diffloc analyze)"
+    )
+    parser.add_argument("--min-snr", default=None, help="analyze.min_snr (default: the models')")
     parser.add_argument("--config", default=None, help="analysis config (sampler, detector)")
     parser.add_argument("--keep", default=None, help="folder to keep the movie and the analysis in")
     parser.add_argument(
@@ -48,12 +55,12 @@ def main() -> None:
     cam = card["camera"]
     camera = Camera.scmos(
         (SIZE, SIZE), cam["gain"], cam["offset"], cam["readout_var"], **cam["scmos"],
-        rng=seeding.rng(7, "analyze_targets", "camera"),
+        rng=seeding.rng(args.movie_seed, "analyze_targets", "camera"),
     )  # fmt: skip
     movie = synthetic_movie(
         n_frames=args.frames, size=SIZE, density_per_um2=0.25,
         photons={"dist": "loguniform", "low": 100, "high": 2000}, background=BACKGROUND,
-        camera=camera, pixel_size_nm=pixel, sigma_x=sigma, seed=7, name="targets",
+        camera=camera, pixel_size_nm=pixel, sigma_x=sigma, seed=args.movie_seed, name="targets",
     )  # fmt: skip
     if args.table:
         table = pd.read_parquet(args.table)
@@ -78,6 +85,8 @@ def analyse(args: argparse.Namespace, movie, camera: Camera) -> pd.DataFrame:
             "--offset", str(root / "offset.npy"), "--readout-var", str(root / "readout_var.npy"),
             "--psi-frames", args.psi_frames, "--position", args.position, "--no-progress",
             *(["--config", args.config] if args.config else []),
+            *(["--min-snr", args.min_snr] if args.min_snr is not None else []),
+            *(["--no-psi-maps"] if args.no_psi_maps else []),
         ])  # fmt: skip
         if status:
             raise SystemExit(status)
@@ -91,7 +100,7 @@ def score(
     """Print recall, precision, RMSE / sqrt(CRLB) per photon decile and psi's coverage."""
     inner = ((truth[["x_px", "y_px"]] > EDGE) & (truth[["x_px", "y_px"]] < SIZE - EDGE)).all(axis=1)
     radius = card["localize"]["match_radius"] / card["geometry"]["upsample"]
-    rows, fp = [], 0
+    rows, found, false_photons = [], [], []
     for f in range(frames):
         t = truth[(truth["frame"] == f) & inner]
         d = table[table["frame"] == f]
@@ -100,15 +109,20 @@ def score(
         )
         ok = hit >= 0
         edge_d = ((d[["x_px", "y_px"]] <= EDGE) | (d[["x_px", "y_px"]] >= SIZE - EDGE)).any(axis=1)
-        fp += int((~ok & ~edge_d.to_numpy()).sum())
+        false_photons.append(d["photons"].to_numpy()[~ok & ~edge_d.to_numpy()])
+        hit_truth = np.zeros(len(t), bool)
+        hit_truth[hit[ok]] = True
+        found.append(pd.DataFrame({"photons": t["photons"].to_numpy(), "found": hit_truth}))
         matched = d[ok].assign(
             true_x=t["x_px"].to_numpy()[hit[ok]], true_y=t["y_px"].to_numpy()[hit[ok]],
             true_photons=t["photons"].to_numpy()[hit[ok]],
         )  # fmt: skip
         rows.append(matched)
     m = pd.concat(rows, ignore_index=True)
-    n_true, tp = int(inner.sum()), len(m)
+    fp_photons = np.concatenate(false_photons)
+    n_true, tp, fp = int(inner.sum()), len(m), len(fp_photons)
     print(f"recall {tp / n_true:.3f} (target >= 0.9), precision {tp / (tp + fp):.3f} (>= 0.95)")
+    detection_by_decile(pd.concat(found, ignore_index=True), m["photons"].to_numpy(), fp_photons)
     err = np.hypot(m["x_px"] - m["true_x"], m["y_px"] - m["true_y"]) * pixel
     crlb = np.sqrt(m["crlb_x_nm"] ** 2 + m["crlb_y_nm"] ** 2)
     # the bound at the truth (true position, photons and background; photons a nuisance), the
@@ -145,6 +159,27 @@ def score(
         psi_diagnostics(psi, pixel)
 
 
+def detection_by_decile(
+    found: pd.DataFrame, tp_photons: np.ndarray, fp_photons: np.ndarray
+) -> None:
+    """Recall per decile of the true photons; precision per the same photon range of the fitted
+    photons (a false positive has no true photons)."""
+    edges = np.quantile(found["photons"], np.linspace(0, 1, 11))
+    edges[0], edges[-1] = -np.inf, np.inf
+    recall = found.groupby(pd.cut(found["photons"], edges, labels=False))["found"]
+    tp = np.bincount(np.digitize(tp_photons, edges[1:-1]), minlength=10)
+    fp = np.bincount(np.digitize(fp_photons, edges[1:-1]), minlength=10)
+    out = pd.DataFrame({
+        "true_photons": recall.apply(lambda g: float(found.loc[g.index, "photons"].median())),
+        "n_true": recall.size(), "recall": recall.mean(),
+        "tp_fitted": tp, "fp_fitted": fp, "precision": tp / np.maximum(tp + fp, 1),
+    })  # fmt: skip
+    out["passed"] = (out["recall"] >= 0.9) & (out["precision"] >= 0.95)
+    out.index.name = "decile"
+    print("recall per decile of the true photons, precision over the same range of fitted photons:")
+    print(out.to_string(float_format="%.3f"))
+
+
 def psi_diagnostics(psi: pd.DataFrame, pixel: float) -> None:
     """psi's coverage per photon tercile; z: (truth - centre of the 68 % interval) / psi's std,
     z_fit: (truth - the MLE position) / psi's std."""
@@ -171,11 +206,14 @@ def psi_diagnostics(psi: pd.DataFrame, pixel: float) -> None:
         row["psi_std_nm"] = float(np.median(np.concatenate([g["psi_std_x_nm"], g["psi_std_y_nm"]])))
         if "psi_scale" in g:
             row["scale68"] = float(g["psi_scale"].median())
+        row["se68"] = float(np.sqrt(0.68 * 0.32 / len(g)))
         row["passed"] = abs(row["cov68"] - 0.68) <= 0.07 and abs(row["cov95"] - 0.95) <= 0.07
         rows.append(row)
     print(
         "psi per photon tercile of the true photons (cov: the reported, scaled intervals; z:"
-        " truth minus psi's 68 % midpoint over psi's own std; scale68: the card's 68 % scale):"
+        " truth minus psi's 68 % midpoint over psi's own std; scale68: the card's 68 % scale;"
+        " se68: the binomial standard error of a calibrated 68 % coverage over n localisations,"
+        " both axes counted as one):"
     )
     print(pd.DataFrame(rows).to_string(float_format="%.3f"))
 

@@ -27,6 +27,7 @@ from diffloc.analyze.localise import fit_localisations
 from diffloc.analyze.outputs import OUTPUT_FILES
 from diffloc.analyze.synthetic import analytic_phi, synthetic_movie
 from diffloc.data.exports import PICASSO_DTYPE
+from diffloc.data.files import read_table
 from diffloc.data.models import save_model
 from diffloc.localize.matching import match_detections
 from diffloc.physics.camera import Camera
@@ -129,6 +130,30 @@ def test_every_output_is_written(analysed):
     render = tifffile.imread(analysed / "render.tif")
     assert render.shape == (4 * SIZE, 4 * SIZE) and render.dtype == np.float32
     assert np.isfinite(tifffile.imread(analysed / "render_psi_std.tif")).all()
+
+
+def test_without_psi_maps_psi_gives_the_same_localisations_intervals_and_no_renders(
+    analysed, models, movie, tmp_path
+):
+    """--no-psi-maps: the same localisations get psi's intervals (other draws: only their tiles
+    are sampled), the psi renders stay zero, and the table's metadata says so."""
+    out = tmp_path / "out"
+    assert (
+        run_cli(movie[0] / "movie.tif", models[0], out, ["--psi-frames", "2", "--no-psi-maps"]) == 0
+    )
+    table = pd.read_parquet(out / "localisations.parquet")
+    full = pd.read_parquet(analysed / "localisations.parquet")
+    np.testing.assert_array_equal(table["psi_sampled"], full["psi_sampled"])
+    np.testing.assert_allclose(table[["x_px", "y_px"]], full[["x_px", "y_px"]])
+    sampled = table["psi_sampled"].to_numpy()
+    assert np.isfinite(table.loc[sampled, "psi_std_x_nm"]).mean() == pytest.approx(
+        np.isfinite(full.loc[sampled, "psi_std_x_nm"]).mean(), abs=0.2
+    )
+    assert not table.loc[sampled, "psi_std_x_nm"].equals(full.loc[sampled, "psi_std_x_nm"])
+    for name in ("render_psi_mean.tif", "render_psi_std.tif"):
+        assert not tifffile.imread(out / name).any()
+    assert tifffile.imread(analysed / "render_psi_std.tif").any()
+    assert read_table(out / "localisations.parquet")[1]["psi_maps"] is False
 
 
 def test_localisations_match_the_truth_in_both_exports(analysed, movie):

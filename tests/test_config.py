@@ -93,6 +93,8 @@ def test_shipped_configs_are_valid():
         (lambda c: c["analyze"].update(position="gauss"), r"analyze\.position.*'gauss'"),
         (lambda c: c["analyze"].update(merge_px=-1.0), r"analyze\.merge_px"),
         (lambda c: c["analyze"].update(residual_search="yes"), r"analyze\.residual_search"),
+        (lambda c: c["analyze"].update(psi_maps="no"), r"analyze\.psi_maps"),
+        (lambda c: c["analyze"].pop("psi_maps"), r"missing.*psi_maps.*'analyze'"),
         (lambda c: c["analyze"].update(levels=[0.9]), r"analyze\.levels.*must contain 0\.68"),
         (
             lambda c: c["analyze"]["position_calibration"].update(photon_edges=[800, 300]),

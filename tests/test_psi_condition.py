@@ -152,3 +152,37 @@ def test_analysis_tiles_cut_the_photon_image_alongside_the_kde(tiny_config):
                     anscombe(n, condition.x_scale), rel=1e-6
                 )
                 assert inputs[row, 1, a, b].item() == (0.5 if inside else 0.0)
+
+
+def test_tracks_only_samples_just_the_tiles_owning_a_localisation(tiny_config):
+    """With tracks_only (the position calibration) psi sees only the tile whose core holds the
+    anchor; every other tile keeps phi's estimate with zero variance, and the anchor is tracked."""
+    torch.manual_seed(0)
+    net, diffusion = build_psi(tiny_config)
+    condition = Condition.from_config(tiny_config)
+    s, size = condition.upsample, tiny_config["geometry"]["lr_size"]
+    h, w = 24, 26
+    tiling = Tiling((h, w), size, 3)
+    kde = np.full((s * h, s * w), 0.5, dtype=np.float32)  # every tile would be sampled
+    photons = np.zeros((h, w), dtype=np.float32)
+    seen = []
+    net.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0].shape[0]))
+    sampler = {"kind": "ddim", "steps": 1, "spacing": "uniform", "k": 3, "batch_size": 64}
+    anchor = np.array([[40.0, 40.0]])  # HR px: LR (10, 10), in the core of tile (0, 0)
+
+    def run(tracks_only: bool):
+        seen.clear()
+        return psi_frame(
+            net.eval(), diffusion, condition, sampler, kde, photons, tiling, s, anchor,
+            detector_settings(tiny_config), 5.0, (0.68,), torch.Generator().manual_seed(0),
+            torch.device("cpu"), tracks_only=tracks_only,
+        )  # fmt: skip
+
+    run(False)
+    assert seen == [3 * len(tiling.origins())]  # by default every busy tile
+    mean, var, tracks = run(True)
+    assert seen == [3]  # one step, K = 3 samples of the one owner tile
+    core = s * tiling.core
+    assert np.all(var[core:, :] == 0) and np.all(var[:, core:] == 0)
+    np.testing.assert_array_equal(mean[core:, core:], kde[core:, core:])
+    assert len(tracks) == 1

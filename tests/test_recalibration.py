@@ -21,6 +21,7 @@ from diffloc.analyze.jobs import analysis_card
 from diffloc.analyze.recalibration import (
     CalibrationSizeError,
     apply_interval_scales,
+    background_mismatch,
     conformal_scale,
     density_mismatch,
     fit_interval_scales,
@@ -117,6 +118,18 @@ def test_a_movie_of_another_density_is_warned_about():
     assert density_mismatch(25, 10, 10.0, None) is None
 
 
+def test_background_warning_outside_the_calibrated_range():
+    calibration = {"background": {"low": 10.0, "high": 30.0}}
+    assert background_mismatch(np.array([5.0, 20.0, 25.0]), calibration) is None  # median 20
+    assert background_mismatch(np.array([10.0]), calibration) is None  # the range is closed
+    assert "median fitted background 35" in background_mismatch(
+        np.array([35.0, 40.0, 1.0]), calibration
+    )
+    assert "8 photons" in background_mismatch(np.array([8.0]), calibration)
+    assert background_mismatch(np.array([]), calibration) is None
+    assert background_mismatch(np.array([80.0]), None) is None
+
+
 def test_analysis_levels_must_hold_068_and_be_calibrated(models):  # noqa: F811
     card = read_card(models[0])
     with pytest.raises(ValueError, match=r"must include 0\.68"):
@@ -160,3 +173,43 @@ def test_card_calibration_is_measured_and_applied(models, movie, analysed, tmp_p
             scaled[f"psi_hi{level}_x_nm"][sampled], (lo + hi) / 2 + scale * (hi - lo) / 2
         )
     np.testing.assert_allclose(scaled["psi_scale"][sampled], pc["scales"][0][0])
+
+
+def test_an_analysis_off_the_calibrated_background_is_warned_about(models, movie, caplog):  # noqa: F811
+    """A chunk whose fitted background (the movie: 10 photons/px) lies outside the card's
+    calibrated range is warned about when psi runs on it, and not when psi does not."""
+    import logging
+
+    import torch
+
+    from diffloc.analyze.pipeline import analyze_chunk
+    from diffloc.data.condition import Condition
+    from diffloc.data.models import load_model
+    from diffloc.phi.network import load_phi_model
+    from diffloc.psi.diffusion import load_psi
+
+    root, cfg = models
+    card = read_card(root)
+    device = torch.device("cpu")
+    phi, _ = load_model(root / card["phi_file"], load_phi_model)
+    net, diffusion, meta = load_psi(root / card["psi_file"], device)
+    psi = (net.eval(), diffusion, Condition.from_config(meta["config"]))
+    made = movie[1]
+    calibrated = {
+        "levels": [0.68, 0.95], "photon_edges": [], "scales": [[1.0, 1.0]],
+        "density_per_um2": 0.25, "background": {"low": 30.0, "high": 40.0},
+    }  # fmt: skip
+    warned = {}
+    for psi_frames in (1, 0):
+        settings = analyze_settings(
+            {**cfg["analyze"], "psi_frames": psi_frames},
+            {**card, "position_calibration": calibrated},
+            cfg["seed"],
+        )
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="diffloc.analyze.pipeline"):
+            analyze_chunk(made.frames[:2], 0, made.camera, phi, psi, settings, device)
+        warned[psi_frames] = "median fitted background" in caplog.text
+        if psi_frames:
+            assert "calibrated on backgrounds 30-40" in caplog.text
+    assert warned == {1: True, 0: False}

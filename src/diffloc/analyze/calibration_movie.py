@@ -5,7 +5,9 @@ a multiple of the tile core, geometry.lr_size - 2 analyze.tile_margin, wastes no
 emitters are uniform over the frame at `density_per_um2`, photons from `photons`, one background per frame uniform on `background`
 (photons per px), on the models' camera (camera section: the sCMOS maps of the study's camera
 stream, cut to the frame). The movie is analysed by `pipeline.analyze_chunk` with psi on every
-frame and the models' own detector and sampler, exactly as a user's movie; localisations are
+frame and the models' own detector and sampler, as a user's movie with `psi_maps: false` (psi
+samples only the tiles owning a localisation; a tile's samples do not depend on which other
+tiles share its batch, so the intervals are distributed as with maps); localisations are
 matched one-to-one to the truth within localize.match_radius, those within `EDGE_PX` of the
 frame edge left out, and the scales fitted by `recalibration.fit_interval_scales`.
 """
@@ -53,6 +55,7 @@ def measure_interval_scales(
         **{k: config["analyze"][k] for k in CALIBRATION_KEYS},
         "pixel_size_nm": config["geometry"]["pixel_size_nm"],
         "psi_frames": "all",
+        "psi_maps": False,
         "levels": calibration_levels(config["analyze"]["levels"]),
     }
     settings = analyze_settings(analyze, {**card, "position_calibration": None}, config["seed"])

@@ -73,6 +73,13 @@ def parser() -> argparse.ArgumentParser:
         help="psi samples the first N frames (0: none, 'all')",
     )
     p.add_argument(
+        "--no-psi-maps",
+        dest="psi_maps",
+        action="store_false",
+        help="psi samples only the tiles holding localisations: their uncertainties at about half"
+        " the cost, no psi render maps (render_psi_* stay zero)",
+    )
+    p.add_argument(
         "--min-snr",
         dest="min_snr",
         type=float,
@@ -161,6 +168,7 @@ def analyze(args: argparse.Namespace) -> None:
         "psf_sigma_nm": args.psf_sigma_nm,
         "psi_frames": psi_frame_count(args.psi_frames),
         "min_snr": args.min_snr,
+        "psi_maps": args.psi_maps,
         "position": args.position,
         "merge_px": args.merge_px,
         "residual_search": args.residual_search,

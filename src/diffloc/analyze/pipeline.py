@@ -21,7 +21,11 @@ from tqdm import tqdm
 from diffloc import seeding
 from diffloc.analyze.frames import Tiling, phi_kde, to_photons
 from diffloc.analyze.localise import fit_localisations
-from diffloc.analyze.recalibration import apply_interval_scales, density_mismatch
+from diffloc.analyze.recalibration import (
+    apply_interval_scales,
+    background_mismatch,
+    density_mismatch,
+)
 from diffloc.analyze.settings import AnalyzeSettings
 from diffloc.analyze.uncertainty import psi_frame
 from diffloc.calibration.metrics import level_tag
@@ -106,7 +110,8 @@ def analyze_chunk(
     device: torch.device,
     progress: bool = False,
 ) -> ChunkResult:
-    """Localisations and render sums of movie frames [first, first + N) (ADU [N, H, W])."""
+    """Localisations and render sums of movie frames [first, first + N) (ADU [N, H, W]); without
+    settings.psi_maps psi samples only the tiles holding localisations and its sums stay zero."""
     n, h, w = frames.shape
     s = settings.upsample
     photons = to_photons(frames, camera)
@@ -158,17 +163,22 @@ def analyze_chunk(
             settings.levels,
             generator,
             device,
+            tracks_only=not settings.psi_maps,
         )
-        sums["psi_mean_sum"] += mean
-        sums["psi_var_sum"] += var
+        if settings.psi_maps:
+            sums["psi_mean_sum"] += mean
+            sums["psi_var_sum"] += var
         for key, values in psi_columns(tracks, np.ones(len(mine), bool), settings).items():
             columns[key][mine] = values
     table = apply_interval_scales(table.assign(**columns), settings.interval_scales)
-    mismatch = density_mismatch(
-        len(table), n, h * w * (settings.pixel_size_nm / 1000) ** 2, settings.interval_scales
-    )
-    if mismatch:
-        log.warning("frames %d..%d: %s", first, first + n - 1, mismatch)
+    area_um2 = h * w * (settings.pixel_size_nm / 1000) ** 2
+    calibration = settings.interval_scales if psi_rows else None  # psi's intervals only
+    for mismatch in (
+        density_mismatch(len(table), n, area_um2, calibration),
+        background_mismatch(table["background_photons_per_px"].to_numpy(), calibration),
+    ):
+        if mismatch:
+            log.warning("frames %d..%d: %s", first, first + n - 1, mismatch)
     log.info(
         "frames %d..%d: %d localisations, psi on %d frames",
         first,

@@ -2,9 +2,9 @@
 
 psi's central interval of a localisation's position (its track across K posterior samples) is
 too narrow where psi is over-confident and too wide where it is under-confident. When the models'
-card is built (rule analysis_card), a calibration movie from the project's own forward model,
-of frames one psi tile core wide (one psi call per frame), is analysed exactly as a user's movie
-(`analyze.position_calibration`). For every localisation matched to the truth, every axis and
+card is built (rule analysis_card), a calibration movie from the project's own forward model
+at the density and over the backgrounds of `analyze.position_calibration` is analysed as a
+user's movie (analyze.calibration_movie). For every localisation matched to the truth, every axis and
 every level c, r = |truth - m_c| / h_c with m_c, h_c the midpoint and half-width of psi's c
 interval. Per bin of fitted photons the scale s_c is the ceil((n + 1) c)-th smallest of the n
 ratios (split conformal prediction): a new localisation exchangeable with the calibration ones
@@ -119,6 +119,23 @@ def density_mismatch(
         f"calibrated at {calibrated:g} emitters per um^2 (analyze.position_calibration."
         "density_per_um2): their coverage is not guaranteed at this density; rebuild the card "
         "with density_per_um2 set to the movie's"
+    )
+
+
+def background_mismatch(backgrounds: np.ndarray, calibration: dict | None) -> str | None:
+    """A warning when the median fitted background (photons per px) of a movie's localisations
+    lies outside the calibration movie's background range; None when inside, without
+    localisations or without a calibration."""
+    if calibration is None or len(backgrounds) == 0:
+        return None
+    median = float(np.median(backgrounds))
+    low, high = (float(calibration["background"][k]) for k in ("low", "high"))
+    if low <= median <= high:
+        return None
+    return (
+        f"median fitted background {median:.3g} photons per px, but psi's position intervals "
+        f"were calibrated on backgrounds {low:g}-{high:g} (analyze.position_calibration."
+        "background): their coverage is not guaranteed; rebuild the card with the movie's range"
     )
 
 

@@ -57,6 +57,7 @@ class Analysis:
             "detector": s.detector.detector,
             "sampler": s.sampler,
             "psi_frames": s.psi_frames,
+            "psi_maps": s.psi_maps,
             "psi_interval_scales": s.interval_scales,
             "min_snr": s.min_snr,
             "position": s.position,

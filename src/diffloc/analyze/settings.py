@@ -20,6 +20,7 @@ DEFAULTS = {
     "chunk_frames": 500,
     "batch_pixels": 65536,
     "psi_frames": 1,
+    "psi_maps": True,
     "tile_margin": 3,
     "fit_half_width": 3,
     "position": "mle",
@@ -45,6 +46,7 @@ class AnalyzeSettings:
     sampler: dict  # diffusion.sampler: kind, steps, spacing, k, batch_size, threads
     batch_pixels: int  # LR pixels per phi forward pass (frames per pass = this / H W)
     psi_frames: int  # psi samples frames [0, psi_frames); -1: every frame
+    psi_maps: bool  # psi samples every tile with signal (render maps) | only localisations' tiles
     tile_margin: int  # LR px of context around a psi tile's core
     fit_half_width: int  # photon/background fit and CRLB on (2 r + 1)^2 camera pixels
     position: str  # kde: phi's refined detection | mle: Poisson MLE on the camera window
@@ -125,6 +127,7 @@ def analyze_settings(
         sampler=dict(sampler),
         batch_pixels=int(a["batch_pixels"]),
         psi_frames=psi_frame_count(a["psi_frames"]),
+        psi_maps=bool(a["psi_maps"]),
         tile_margin=int(a["tile_margin"]),
         fit_half_width=int(a["fit_half_width"]),
         position=str(a["position"]),

@@ -1,7 +1,8 @@
 """psi's uncertainty on a movie frame: posterior samples on tiles, per-localisation spread.
 
 For one frame, psi draws K samples of the KDE on every tile (frames.Tiling) whose phi estimate
-reaches `SKIP_BELOW` (an empty tile keeps phi's estimate with zero variance), conditioned as it
+reaches `SKIP_BELOW` (an empty tile keeps phi's estimate with zero variance; with `tracks_only`,
+as in the position calibration, which needs no maps, only the tiles owning a localisation), conditioned as it
 was trained (`diffloc.data.condition`: the KDE tile and, for yhat_x, the same tile of the frame
 in photons, zero photons beyond the frame); the cores of the
 tiles' per-pixel means and variances are stitched into frame maps. Every sample is searched by
@@ -40,15 +41,18 @@ def psi_frame(
     levels: tuple[float, ...],
     generator: torch.Generator,
     device: torch.device,
+    tracks_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """(posterior mean [sH, sW], variance [sH, sW], track summary per anchor) of one frame's
     phi KDE `kde`, its image in photons `photons` [H, W] ((x - o)/g) and its localisations
-    `anchors` [A, 2] (frame HR px, u then v)."""
+    `anchors` [A, 2] (frame HR px, u then v); `tracks_only`: sample only the anchors' tiles."""
     s, k = upsample, int(sampler["k"])
     tiles = tiling.cut(kde, s)
     origins = tiling.origins() * s  # HR px of each tile's first pixel
     owner = tiling.owner(anchors[:, 0] / s, anchors[:, 1] / s)
-    busy = (tiles.max(axis=(1, 2)) >= SKIP_BELOW) | np.isin(np.arange(len(tiles)), owner)
+    busy = np.isin(np.arange(len(tiles)), owner)
+    if not tracks_only:
+        busy |= tiles.max(axis=(1, 2)) >= SKIP_BELOW
     mean, var = tiles.astype(np.float64), np.zeros(tiles.shape)
     tracks = np.full((len(anchors), k, 2), np.nan)
     sampled = np.flatnonzero(busy)
