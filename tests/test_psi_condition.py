@@ -107,16 +107,22 @@ def test_training_pairs_carry_the_shards_photon_channel(tiny_config, tmp_path):
     np.testing.assert_allclose(block, anscombe(photons[3, i, j], 8.0), rtol=1e-6)
 
 
+def _tiled_psi(tiny_config):
+    """A tiny untrained psi, its condition, and the tiling of a 24 x 26 px frame (margin 3)."""
+    torch.manual_seed(0)
+    net, diffusion = build_psi(tiny_config)
+    condition = Condition.from_config(tiny_config)
+    tiling = Tiling((24, 26), tiny_config["geometry"]["lr_size"], 3)
+    return net, diffusion, condition, tiling
+
+
 def test_analysis_tiles_cut_the_photon_image_alongside_the_kde(tiny_config):
     """psi_frame feeds psi, per sampled tile, the photon channel of the same LR window (zero
     photons beyond the frame), checked pixel by pixel against the frame."""
     tiny_config["diffusion"]["condition"] = "yhat_x"
-    torch.manual_seed(0)
-    net, diffusion = build_psi(tiny_config)
-    condition = Condition.from_config(tiny_config)
+    net, diffusion, condition, tiling = _tiled_psi(tiny_config)
     s, size = condition.upsample, tiny_config["geometry"]["lr_size"]
-    h, w = 24, 26
-    tiling = Tiling((h, w), size, 3)
+    h, w = tiling.shape
     photons = np.random.default_rng(2).uniform(-5, 300, (h, w)).astype(np.float32)
     kde = np.full((s * h, s * w), 0.5, dtype=np.float32)  # every tile is sampled
     seen = []
@@ -157,12 +163,8 @@ def test_analysis_tiles_cut_the_photon_image_alongside_the_kde(tiny_config):
 def test_tracks_only_samples_just_the_tiles_owning_a_localisation(tiny_config):
     """With tracks_only (the position calibration) psi sees only the tile whose core holds the
     anchor; every other tile keeps phi's estimate with zero variance, and the anchor is tracked."""
-    torch.manual_seed(0)
-    net, diffusion = build_psi(tiny_config)
-    condition = Condition.from_config(tiny_config)
-    s, size = condition.upsample, tiny_config["geometry"]["lr_size"]
-    h, w = 24, 26
-    tiling = Tiling((h, w), size, 3)
+    net, diffusion, condition, tiling = _tiled_psi(tiny_config)
+    s, (h, w) = condition.upsample, tiling.shape
     kde = np.full((s * h, s * w), 0.5, dtype=np.float32)  # every tile would be sampled
     photons = np.zeros((h, w), dtype=np.float32)
     seen = []
