@@ -155,6 +155,10 @@ def score(
         c = float(np.concatenate(cover).mean()) if len(psi) else float("nan")
         print(f"psi {level} % interval coverage {c:.3f} over {len(psi)} localisations "
               f"(target within 0.07 of 0.{level})")  # fmt: skip
+    pc = card.get("position_calibration")
+    if pc is not None:
+        print(f"card's position calibration: floor {pc['floor_nm']:.2f} nm, 68 % / 95 % scales per "
+              f"bin {pc['bins']}: {pc['scales']} over {pc['n']} localisations")  # fmt: skip
     if len(psi):
         psi_diagnostics(psi, pixel)
 

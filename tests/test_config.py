@@ -101,6 +101,18 @@ def test_shipped_configs_are_valid():
             r"analyze\.position_calibration\.photon_edges.*must increase",
         ),
         (
+            lambda c: c["analyze"]["position_calibration"].update(floor_nm="auto"),
+            r"analyze\.position_calibration\.floor_nm",
+        ),
+        (
+            lambda c: c["analyze"]["position_calibration"].update(floor_nm=-1.0),
+            r"analyze\.position_calibration\.floor_nm",
+        ),
+        (
+            lambda c: c["analyze"]["position_calibration"].pop("floor_nm"),
+            r"missing.*floor_nm",
+        ),
+        (
             lambda c: c["analyze"]["position_calibration"].update(background={"low": 9, "high": 1}),
             r"analyze\.position_calibration\.background\.low",
         ),

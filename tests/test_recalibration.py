@@ -24,6 +24,7 @@ from diffloc.analyze.recalibration import (
     background_mismatch,
     conformal_scale,
     density_mismatch,
+    fit_floor,
     fit_interval_scales,
 )
 from diffloc.analyze.settings import analyze_settings
@@ -75,6 +76,59 @@ def test_scales_undo_a_known_miscalibration_per_photon_bin():
     np.testing.assert_allclose(fitted["scales"], [[2.0, 2.0], [1 / 1.5, 1 / 1.5]], rtol=0.06)
 
 
+def _floored(rng, n: int, floor: float, factor: float, photons: float) -> pd.DataFrame:
+    """n localisations whose own spread sigma is log-uniform on 1-30 nm but whose midpoints
+    miss the truth by N(0, (factor sigma)^2 + floor^2) (nm) on each axis: the centre errs by
+    `floor` even where the spread is tiny, as psi's track centre."""
+    sigma = np.exp(rng.uniform(np.log(1.0), np.log(30.0), (n, 1)))
+    centre = rng.normal(0.0, 1.0, (n, 2)) * np.sqrt((factor * sigma) ** 2 + floor**2)
+    out = {"photons": np.full(n, photons), "true_x_nm": np.zeros(n), "true_y_nm": np.zeros(n)}
+    for c in (0.68, 0.95):
+        z = stats.norm.ppf((1 + c) / 2)
+        for k, a in enumerate("xy"):
+            out[f"psi_lo{100 * c:g}_{a}_nm"] = centre[:, k] - z * sigma[:, 0]
+            out[f"psi_hi{100 * c:g}_{a}_nm"] = centre[:, k] + z * sigma[:, 0]
+    return pd.DataFrame(out)
+
+
+def test_the_floor_fit_recovers_a_known_floor_and_spread_factors():
+    """Midpoint errors N(0, a^2 sigma^2 + b^2) with b = 10 nm, a = 1.5 below 500 photons and
+    0.5 above: the maximum-likelihood fit returns them within sampling error."""
+    rng = np.random.default_rng(7)
+    table = pd.concat(
+        [_floored(rng, 2000, 10.0, 1.5, 200.0), _floored(rng, 2000, 10.0, 0.5, 1500.0)]
+    )
+    floor, factors = fit_floor(table, [500.0])
+    assert floor == pytest.approx(10.0, rel=0.08)
+    np.testing.assert_allclose(factors, [1.5, 0.5], rtol=0.08)
+    assert fit_floor(table, [100.0, 500.0])[1][0] is None  # no localisation below 100 photons
+
+
+def test_a_fitted_floor_covers_narrow_and_wide_spreads_alike():
+    """On new localisations from the same process, intervals from a fitted floor cover at
+    their level both where psi's spread is narrow (sigma < 3 nm, below the 10 nm floor) and
+    where it is wide (sigma > 10 nm); a scale alone (floor 0) covers on average but too rarely
+    at the narrow ones: the conditional coverage only the floor restores."""
+    rng = np.random.default_rng(3)
+    calibration, new = _floored(rng, 3000, 10.0, 1.0, 500.0), _floored(rng, 20000, 10.0, 1.0, 500.0)
+    sigma = (new["psi_hi68_x_nm"] - new["psi_lo68_x_nm"]).to_numpy() / 2 / stats.norm.ppf(0.84)
+    narrow, wide = sigma < 3.0, sigma > 10.0
+    for floor, ok in (("fit", True), (0.0, False)):
+        fitted = fit_interval_scales(calibration, [0.68, 0.95], [], floor)
+        out = apply_interval_scales(
+            new.assign(psi_sampled=True, crlb_x_nm=1.0, crlb_y_nm=1.0), fitted
+        )
+        for level in (0.68, 0.95):
+            t = f"{100 * level:g}"
+            inside = (out[f"psi_lo{t}_x_nm"] <= 0) & (out[f"psi_hi{t}_x_nm"] >= 0)
+            assert inside.mean() == pytest.approx(level, abs=0.02)  # the marginal guarantee
+            rates = inside[narrow].mean(), inside[wide].mean()
+            if ok:
+                assert all(abs(r - level) < 0.03 for r in rates), (level, rates)
+            else:
+                assert rates[0] < level - 0.08, (level, rates)
+
+
 def test_a_bin_with_too_few_localisations_fails_with_its_range():
     rng = np.random.default_rng(1)
     table = pd.concat([_intervals(rng, 50, 10, 10, 200.0), _intervals(rng, 5, 4, 4, 1500.0)])
@@ -89,18 +143,19 @@ def test_applied_scales_widen_about_the_midpoint_and_set_the_uncertainty():
         psi_sampled=[True, True, True, True, False], crlb_x_nm=7.0, crlb_y_nm=8.0
     ).reset_index(drop=True)
     table.loc[4, [c for c in table if c.startswith("psi_lo") or c.startswith("psi_hi")]] = np.nan
-    calibration = {"photon_edges": [500.0], "levels": [0.68, 0.95], "scales": [[2, 3], [0.5, 1]]}
+    calibration = {
+        "photon_edges": [500.0], "levels": [0.68, 0.95], "scales": [[2, 3], [0.5, 1]],
+        "floor_nm": 4.0,
+    }  # fmt: skip
     out = apply_interval_scales(table, calibration)
     for level, k in (("68", 0), ("95", 1)):
+        pad = 4.0 * stats.norm.ppf((1 + int(level) / 100) / 2)  # the floor at this level's z
         for a in "xy":
             lo, hi = table[f"psi_lo{level}_{a}_nm"], table[f"psi_hi{level}_{a}_nm"]
             scale = np.where(table["photons"] < 500, *np.array(calibration["scales"])[:, k])
-            np.testing.assert_allclose(
-                out[f"psi_lo{level}_{a}_nm"], (lo + hi) / 2 - scale * (hi - lo) / 2
-            )
-            np.testing.assert_allclose(
-                out[f"psi_hi{level}_{a}_nm"], (lo + hi) / 2 + scale * (hi - lo) / 2
-            )
+            half = scale * np.sqrt(((hi - lo) / 2) ** 2 + pad**2)
+            np.testing.assert_allclose(out[f"psi_lo{level}_{a}_nm"], (lo + hi) / 2 - half)
+            np.testing.assert_allclose(out[f"psi_hi{level}_{a}_nm"], (lo + hi) / 2 + half)
     half = (out["psi_hi68_x_nm"] - out["psi_lo68_x_nm"]) / 2
     np.testing.assert_allclose(out["uncertainty_x_nm"][:4], half[:4])
     assert out.loc[4, "uncertainty_x_nm"] == 7.0 and out.loc[4, "uncertainty_y_nm"] == 8.0
@@ -148,7 +203,7 @@ def test_card_calibration_is_measured_and_applied(models, movie, analysed, tmp_p
     cfg = copy.deepcopy(cfg)
     cfg["analyze"]["position_calibration"].update(
         frames=24, size=14, density_per_um2=2.0, photons={"dist": "uniform", "low": 800, "high": 3000},
-        background={"low": 5.0, "high": 15.0}, photon_edges=[],
+        background={"low": 5.0, "high": 15.0}, photon_edges=[], floor_nm="fit",
     )  # fmt: skip
     folder = tmp_path / "models"
     shutil.copytree(root, folder)
@@ -159,8 +214,9 @@ def test_card_calibration_is_measured_and_applied(models, movie, analysed, tmp_p
     assert pc["levels"] == [0.68, 0.95] and len(pc["scales"]) == 1 and len(pc["scales"][0]) == 2
     assert pc["n"][0] * 2 >= 19 and pc["frames"] == 24 and pc["size_px"] == 20 - 2 * 3
     assert all(np.isfinite(pc["scales"][0])) and pc["scales"][0][1] > 0
+    assert pc["floor_nm"] >= 0 and len(pc["spread_factors"]) == 1
     again = measure_interval_scales(cfg, {**card, "position_calibration": None}, folder, False)
-    assert again["scales"] == pc["scales"]  # the same draws: deterministic
+    assert again["scales"] == pc["scales"] and again["floor_nm"] == pc["floor_nm"]  # deterministic
     out = tmp_path / "out"
     assert run_cli(movie[0] / "movie.tif", folder, out, ["--psi-frames", "2"]) == 0
     scaled = pd.read_parquet(out / "localisations.parquet")
@@ -169,8 +225,10 @@ def test_card_calibration_is_measured_and_applied(models, movie, analysed, tmp_p
     assert sampled.sum() > 3
     for level, scale in zip(("68", "95"), pc["scales"][0], strict=True):
         lo, hi = own[f"psi_lo{level}_x_nm"][sampled], own[f"psi_hi{level}_x_nm"][sampled]
+        pad = pc["floor_nm"] * stats.norm.ppf((1 + int(level) / 100) / 2)
         np.testing.assert_allclose(
-            scaled[f"psi_hi{level}_x_nm"][sampled], (lo + hi) / 2 + scale * (hi - lo) / 2
+            scaled[f"psi_hi{level}_x_nm"][sampled],
+            (lo + hi) / 2 + scale * np.sqrt(((hi - lo) / 2) ** 2 + pad**2),
         )
     np.testing.assert_allclose(scaled["psi_scale"][sampled], pc["scales"][0][0])
 
@@ -196,7 +254,7 @@ def test_an_analysis_off_the_calibrated_background_is_warned_about(models, movie
     psi = (net.eval(), diffusion, Condition.from_config(meta["config"]))
     made = movie[1]
     calibrated = {
-        "levels": [0.68, 0.95], "photon_edges": [], "scales": [[1.0, 1.0]],
+        "levels": [0.68, 0.95], "photon_edges": [], "scales": [[1.0, 1.0]], "floor_nm": 0.0,
         "density_per_um2": 0.25, "background": {"low": 30.0, "high": 40.0},
     }  # fmt: skip
     warned = {}

@@ -9,7 +9,7 @@ frame and the models' own detector and sampler, as a user's movie with `psi_maps
 samples only the tiles owning a localisation; a tile's samples do not depend on which other
 tiles share its batch, so the intervals are distributed as with maps); localisations are
 matched one-to-one to the truth within localize.match_radius, those within `EDGE_PX` of the
-frame edge left out, and the scales fitted by `recalibration.fit_interval_scales`.
+frame edge left out, and the floor and scales fitted by `recalibration.fit_interval_scales`.
 """
 
 import logging
@@ -90,7 +90,9 @@ def measure_interval_scales(
         )
     matched = match_truth(result.table, movie.truth, settings.match_radius / settings.upsample,
                           size, settings.pixel_size_nm)  # fmt: skip
-    fitted = fit_interval_scales(matched, analyze["levels"], list(pc["photon_edges"]))
+    fitted = fit_interval_scales(
+        matched, analyze["levels"], list(pc["photon_edges"]), pc["floor_nm"]
+    )
     log.info("position calibration: %d matched localisations; scales %s", len(matched), fitted)
     return {
         **fitted,
