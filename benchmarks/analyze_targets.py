@@ -44,6 +44,7 @@ def main() -> None:
         "--no-psi-maps", action="store_true", help="psi for the intervals only (diffloc analyze)"
     )
     parser.add_argument("--min-snr", default=None, help="analyze.min_snr (default: the models')")
+    parser.add_argument("--significance", default=None, choices=["wald", "score"])
     parser.add_argument("--config", default=None, help="analysis config (sampler, detector)")
     parser.add_argument("--keep", default=None, help="folder to keep the movie and the analysis in")
     parser.add_argument(
@@ -86,6 +87,7 @@ def analyse(args: argparse.Namespace, movie, camera: Camera) -> pd.DataFrame:
             "--psi-frames", args.psi_frames, "--position", args.position, "--no-progress",
             *(["--config", args.config] if args.config else []),
             *(["--min-snr", args.min_snr] if args.min_snr is not None else []),
+            *(["--significance", args.significance] if args.significance else []),
             *(["--no-psi-maps"] if args.no_psi_maps else []),
         ])  # fmt: skip
         if status:

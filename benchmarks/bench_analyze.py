@@ -7,8 +7,8 @@ one, and it detects the emitters; psi: random weights, same cost), on `--threads
 
 - the analysis without psi (diffloc.analyze.pipeline.analyze_chunk: phi, detection, fits,
   the position fit of analyze.position, significance filter), batched whole frames, beside the
-  same with position kde and the baseline of one frame per call, in the same run (target:
-  >= 200 frames/s on 2 cores);
+  same with position kde, with the other significance test (wald | score) and the baseline of
+  one frame per call, in the same run (target: >= 200 frames/s on 2 cores);
 - phi on whole frames vs on overlapping 20 x 20 px tiles (3 px margin) stitched from their
   cores: speed and agreement (max |yhat difference| in KDE units, detections within 0.05 px);
 - psi: seconds per 20 x 20 px tile at the config's sampler (K samples, S steps) and per 64 x 64
@@ -110,6 +110,11 @@ def main() -> None:
             localise(phi, movie.frames, camera, replace(analysis, position="kde"))[0]
             for _ in range(args.repeats)
         )
+        other = "score" if analysis.significance == "wald" else "wald"
+        other_test = min(
+            localise(phi, movie.frames, camera, replace(analysis, significance=other))[0]
+            for _ in range(args.repeats)
+        )
         one = min(args.frames, 64)
         per_frame = sum(
             localise(phi, movie.frames[i : i + 1], camera, analysis)[0] for i in range(one)
@@ -118,8 +123,9 @@ def main() -> None:
               f"position), batched whole frames, {args.repeats} runs: median "
               f"{np.median(rates):.0f} frames/s (slowest {rates[0]:.0f}, fastest {rates[-1]:.0f}; "
               f"{runs[0][1]} localisations); with position kde: {args.frames / kde_only:.0f} "
-              f"frames/s (fastest); baseline one frame at a time: {one / per_frame:.0f} frames/s; "
-              f"target >= 200 frames/s")  # fmt: skip
+              f"frames/s (fastest); significance {analysis.significance} (the config's), with "
+              f"{other}: {args.frames / other_test:.0f} frames/s (fastest); baseline one frame "
+              f"at a time: {one / per_frame:.0f} frames/s; target >= 200 frames/s")  # fmt: skip
 
         photons = to_photons(movie.frames[:one], camera)
         t0 = time.perf_counter()

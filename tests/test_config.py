@@ -94,6 +94,7 @@ def test_shipped_configs_are_valid():
         (lambda c: c["analyze"].update(merge_px=-1.0), r"analyze\.merge_px"),
         (lambda c: c["analyze"].update(residual_search="yes"), r"analyze\.residual_search"),
         (lambda c: c["analyze"].update(psi_maps="no"), r"analyze\.psi_maps"),
+        (lambda c: c["analyze"].update(significance="glrt"), r"analyze\.significance"),
         (lambda c: c["analyze"].pop("psi_maps"), r"missing.*psi_maps.*'analyze'"),
         (lambda c: c["analyze"].update(levels=[0.9]), r"analyze\.levels.*must contain 0\.68"),
         (

@@ -84,7 +84,14 @@ def parser() -> argparse.ArgumentParser:
         dest="min_snr",
         type=float,
         default=DEFAULTS["min_snr"],
-        help="keep detections whose fitted photons are >= this many CRLB stds (0: all)",
+        help="keep detections whose significance statistic (--significance) is >= this (0: all)",
+    )
+    p.add_argument(
+        "--significance",
+        choices=["wald", "score"],
+        default=DEFAULTS["significance"],
+        help="wald: fitted photons / sqrt(CRLB of photons), background fitted on the window; "
+        "score: score test of no emitter, background from a ring around the window",
     )
     p.add_argument(
         "--position",
@@ -168,6 +175,7 @@ def analyze(args: argparse.Namespace) -> None:
         "psf_sigma_nm": args.psf_sigma_nm,
         "psi_frames": psi_frame_count(args.psi_frames),
         "min_snr": args.min_snr,
+        "significance": args.significance,
         "psi_maps": args.psi_maps,
         "position": args.position,
         "merge_px": args.merge_px,

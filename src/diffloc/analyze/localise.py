@@ -23,9 +23,14 @@ from diffloc.analyze.fit import (
     psf_windows,
     windows,
 )
+from diffloc.analyze.significance import score_statistic
 from diffloc.physics.camera import Camera
 
 POSITIONS = ("kde", "mle")  # analyze.position: phi's refined detection | Poisson MLE on the camera
+SIGNIFICANCE = (
+    "wald",
+    "score",
+)  # analyze.significance: i0 / sqrt(CRLB) | score test (significance)
 PASS_CONVERGED = 1e-3  # LR px: neighbour passes stop when no crowded fit moves more
 NEIGHBOUR_PASSES = 20  # refits of localisations with neighbours, with the neighbours' light known
 PASS_ITERATIONS = 3  # scoring steps per refit after the first pass (the neighbours move too)
@@ -115,6 +120,7 @@ def fit_localisations(
     min_snr: float = 0.0,
     merge_px: float = 1.0,
     residual_search: bool = False,
+    significance: str = "wald",
 ) -> dict[str, np.ndarray]:
     """Localisations from detections at (u, v) (LR px) in frames counts[index] ([N, H, W],
     Poisson-approximation counts of `camera`): `image` (frame within counts), `detection`
@@ -122,8 +128,8 @@ def fit_localisations(
     position="kde", the Poisson MLE for "mle"), photons, background (photons/px), crlb_u,
     crlb_v (LR px), crlb_photons (photons) [K].
 
-    (i0, b) are fitted at each detection, and detections whose i0 < min_snr sqrt(CRLB of i0)
-    dropped. With "mle": of detections in one frame closer than `merge_px` (one emitter found
+    (i0, b) are fitted at each detection, and detections not significant dropped: "wald", i0 <
+    min_snr sqrt(CRLB of i0); "score", the score test's z < min_snr (analyze.significance). With "mle": of detections in one frame closer than `merge_px` (one emitter found
     twice, a split KDE blob) only the brightest stays; every localisation is refitted (u, v, i0,
     b) with the light of its neighbours (within reach of its window, at their current fits)
     known, the crowded ones again until they settle (block-Jacobi towards the joint MLE of
@@ -135,6 +141,8 @@ def fit_localisations(
     """
     if position not in POSITIONS:
         raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+    if significance not in SIGNIFICANCE:
+        raise ValueError(f"significance must be one of {SIGNIFICANCE}, got {significance!r}")
     g, _, w2 = (m.astype(np.float64) for m in (camera.gain, camera.offset, camera.readout_var))
     readout_map = np.broadcast_to(w2 / g**2, counts.shape[1:])
     shape = counts.shape[1:]
@@ -143,7 +151,8 @@ def fit_localisations(
     theta = np.column_stack([u, v, np.zeros((len(u), 2))])
     fits = _Fits.cut(counts, readout_map, image, np.arange(len(u)), theta, r)
     _fit_intensity(fits, np.zeros_like(fits.readout), r, sigma)
-    fits = fits.subset(_significant(fits, np.zeros_like(fits.readout), r, sigma, min_snr))
+    test = (counts, readout_map, r, sigma, min_snr, significance)
+    fits = fits.subset(_significant(fits, np.zeros_like(fits.readout), *test))
     extra = np.zeros_like(fits.readout)
     if position == "mle" and len(fits.theta):
         fits = fits.subset(unique_emitters(fits.image, fits.theta, merge_px))
@@ -168,7 +177,7 @@ def fit_localisations(
         unique = unique_emitters(fits.image, fits.theta, merge_px)
         fits, extra = fits.subset(unique), extra[unique]
     bound = bounds(fits.theta, fits.readout + extra, fits.inside, fits.top, fits.left, r, sigma)
-    significant = fits.theta[:, 2] >= min_snr * bound[:, 2]
+    significant = _significant(fits, extra, *test)
     fits, bound = fits.subset(significant), bound[significant]
     return {
         "image": fits.image,
@@ -190,9 +199,20 @@ def _fit_intensity(fits: _Fits, extra: np.ndarray, r: int, sigma: float) -> None
 
 
 def _significant(
-    fits: _Fits, extra: np.ndarray, r: int, sigma: float, min_snr: float
+    fits: _Fits,
+    extra: np.ndarray,
+    counts: np.ndarray,
+    readout_map: np.ndarray,
+    r: int,
+    sigma: float,
+    min_snr: float,
+    significance: str,
 ) -> np.ndarray:
-    """Whether each fit's i0 >= min_snr sqrt(CRLB of i0), neighbours' light `extra` known."""
+    """Whether each fit is significant: "wald", i0 >= min_snr sqrt(CRLB of i0) with the
+    neighbours' light `extra` known; "score", the score test's z >= min_snr on the frames'
+    counts [N, H, W] and readout terms [H, W] (analyze.significance)."""
     t = fits.theta
+    if significance == "score":
+        return score_statistic(counts, readout_map, fits.image, t, r, sigma) >= min_snr
     bound = bounds(t, fits.readout + extra, fits.inside, fits.top, fits.left, r, sigma)
     return t[:, 2] >= min_snr * bound[:, 2]

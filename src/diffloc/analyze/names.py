@@ -7,7 +7,7 @@ CARD_SECTIONS = ("geometry", "psf", "camera", "kde", "localize", "scene")
 # The `analyze` keys the card's position calibration (analyze.calibration_movie) depends on.
 CALIBRATION_KEYS = (
     "batch_pixels", "tile_margin", "fit_half_width", "position", "merge_px", "residual_search",
-    "min_snr", "levels", "position_calibration", "threads", "device",
+    "min_snr", "significance", "levels", "position_calibration", "threads", "device",
 )  # fmt: skip
 # The output files of an analysis (analyze.outputs), by kind.
 OUTPUT_FILES = {

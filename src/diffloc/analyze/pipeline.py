@@ -129,6 +129,7 @@ def analyze_chunk(
         settings.min_snr,
         settings.merge_px,
         settings.residual_search,
+        settings.significance,
     )
     index = photo["image"]
     u_hr, v_hr = photo["u"] * s, photo["v"] * s

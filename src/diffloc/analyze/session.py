@@ -60,6 +60,7 @@ class Analysis:
             "psi_maps": s.psi_maps,
             "psi_interval_scales": s.interval_scales,
             "min_snr": s.min_snr,
+            "significance": s.significance,
             "position": s.position,
             "merge_px": s.merge_px,
             "residual_search": s.residual_search,

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffloc.analyze.localise import POSITIONS
+from diffloc.analyze.localise import POSITIONS, SIGNIFICANCE
 from diffloc.analyze.recalibration import UNCERTAINTY_LEVEL
 from diffloc.localize.detection import DetectorSettings, detector_settings
 
@@ -27,6 +27,7 @@ DEFAULTS = {
     "merge_px": 1.0,
     "residual_search": True,
     "min_snr": 5.0,
+    "significance": "wald",
     "levels": [0.68, 0.95],
     "threads": 2,
     "device": "auto",
@@ -52,7 +53,8 @@ class AnalyzeSettings:
     position: str  # kde: phi's refined detection | mle: Poisson MLE on the camera window
     merge_px: float  # mle: fits in one frame closer than this (LR px) are one emitter
     residual_search: bool  # mle: add the emitters phi missed, found in the fit's residual
-    min_snr: float  # a detection is kept when its fitted photons / sqrt(CRLB of photons) >= this
+    min_snr: float  # a detection is kept when its significance statistic >= this
+    significance: str  # wald: fitted photons / sqrt(CRLB of photons) | score: score test's z
     levels: tuple[float, ...]  # central intervals of psi's position spread (0.68 among them)
     interval_scales: dict | None  # the card's position_calibration (None: psi's own intervals)
     threads: int  # torch CPU threads of phi (psi: sampler["threads"])
@@ -62,6 +64,10 @@ class AnalyzeSettings:
     def __post_init__(self) -> None:
         if self.position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got {self.position!r}")
+        if self.significance not in SIGNIFICANCE:
+            raise ValueError(
+                f"significance must be one of {SIGNIFICANCE}, got {self.significance!r}"
+            )
         if UNCERTAINTY_LEVEL not in self.levels:
             raise ValueError(
                 f"analyze.levels must include {UNCERTAINTY_LEVEL} (its half-width is the "
@@ -134,6 +140,7 @@ def analyze_settings(
         merge_px=float(a["merge_px"]),
         residual_search=bool(a["residual_search"]),
         min_snr=float(a["min_snr"]),
+        significance=str(a["significance"]),
         levels=tuple(float(c) for c in a["levels"]),
         interval_scales=card.get("position_calibration"),
         threads=int(a["threads"]),
