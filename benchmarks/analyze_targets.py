@@ -25,6 +25,7 @@ import tifffile
 from diffloc import seeding
 from diffloc.analyze.card import read_card
 from diffloc.analyze.cli import main as cli_main
+from diffloc.analyze.localise import POSITIONS, SIGNIFICANCE
 from diffloc.analyze.synthetic import synthetic_movie
 from diffloc.localize.matching import match_detections
 from diffloc.physics.camera import Camera
@@ -39,12 +40,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=500)
     parser.add_argument("--movie-seed", type=int, default=7, help="seed of the movie and camera")
     parser.add_argument("--psi-frames", default="20")
-    parser.add_argument("--position", default="mle", choices=["mle", "kde"])
+    parser.add_argument("--position", default="mle", choices=POSITIONS)
     parser.add_argument(
         "--no-psi-maps", action="store_true", help="psi for the intervals only (diffloc analyze)"
     )
     parser.add_argument("--min-snr", default=None, help="analyze.min_snr (default: the models')")
-    parser.add_argument("--significance", default=None, choices=["wald", "score"])
+    parser.add_argument("--significance", default=None, choices=SIGNIFICANCE)
     parser.add_argument("--config", default=None, help="analysis config (sampler, detector)")
     parser.add_argument("--keep", default=None, help="folder to keep the movie and the analysis in")
     parser.add_argument(

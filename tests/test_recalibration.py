@@ -189,7 +189,10 @@ def test_analysis_levels_must_hold_068_and_be_calibrated(models):  # noqa: F811
     card = read_card(models[0])
     with pytest.raises(ValueError, match=r"must include 0\.68"):
         analyze_settings({"levels": [0.9]}, card, 1)
-    calibrated = {**card, "position_calibration": {"levels": [0.68, 0.95], "scales": [[1, 1]]}}
+    old = {"levels": [0.68, 0.95], "scales": [[1, 1]]}  # a card from before the floor
+    with pytest.raises(ValueError, match=r"without a floor \(floor_nm\).*rebuild"):
+        analyze_settings({}, {**card, "position_calibration": old}, 1)
+    calibrated = {**card, "position_calibration": {**old, "floor_nm": 0.0}}
     with pytest.raises(ValueError, match=r"calibrated at \[0.68, 0.95\] only"):
         analyze_settings({"levels": [0.68, 0.9]}, calibrated, 1)
     assert calibration_levels([0.95, 0.9]) == [0.68, 0.9, 0.95]

@@ -14,6 +14,7 @@ import yaml
 from tqdm import tqdm
 
 from diffloc.analyze.card import read_card
+from diffloc.analyze.localise import POSITIONS, SIGNIFICANCE
 from diffloc.analyze.outputs import write_outputs
 from diffloc.analyze.pipeline import merge_chunks
 from diffloc.analyze.session import open_analysis, run_chunk
@@ -88,14 +89,14 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--significance",
-        choices=["wald", "score"],
+        choices=SIGNIFICANCE,
         default=DEFAULTS["significance"],
         help="wald: fitted photons / sqrt(CRLB of photons), background fitted on the window; "
         "score: score test of no emitter, background from a ring around the window",
     )
     p.add_argument(
         "--position",
-        choices=["mle", "kde"],
+        choices=POSITIONS,
         default=DEFAULTS["position"],
         help="mle: Poisson maximum-likelihood fit on the camera pixels, started at the detection; "
         "kde: phi's refined detection",

@@ -74,6 +74,11 @@ class AnalyzeSettings:
                 f"reported uncertainty), got {list(self.levels)}"
             )
         if self.interval_scales is not None:
+            if "floor_nm" not in self.interval_scales:
+                raise ValueError(
+                    "the models' card calibrates psi's intervals without a floor (floor_nm): it "
+                    "was built by an older diffloc; rebuild it (snakemake analyze_models)"
+                )
             missing = set(self.levels) - set(self.interval_scales["levels"])
             if missing:
                 raise ValueError(
