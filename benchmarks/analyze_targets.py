@@ -3,7 +3,8 @@
 A 64 x 64 px sCMOS movie (default 500 frames; density 1 emitter per 4 um^2, pixel 108.3 nm,
 photons log-uniform 100-2000, background 20 photons/px) is analysed by `diffloc analyze`; the
 localisations are matched one-to-one to the truth per frame (within localize.match_radius),
-truths within 1.5 px of the frame edge left out (the detector excludes its border). Prints
+truths within 1.5 px of the frame edge left out of the scores (the detector excludes its
+border; a localisation matched to one of them is neither a true nor a false positive). Prints
 recall and precision (targets >= 0.9, >= 0.95) overall and per decile of the true photons
 (precision: false positives binned by their fitted photons), per photon decile the lateral RMSE
 against 2 sqrt(CRLB) (sqrt of the mean per-axis CRLB of the matched localisations, times sqrt 2
@@ -105,17 +106,23 @@ def score(
     radius = card["localize"]["match_radius"] / card["geometry"]["upsample"]
     rows, found, false_photons = [], [], []
     for f in range(frames):
-        t = truth[(truth["frame"] == f) & inner]
+        t = truth[truth["frame"] == f]
+        t_inner = inner[truth["frame"] == f].to_numpy()
         d = table[table["frame"] == f]
+        # matched against every truth: a localisation of an emitter just beyond the scored
+        # border (it may land inside) is not a false positive, only left out of the scores
         hit = match_detections(
             d[["x_px", "y_px"]].to_numpy(), t[["x_px", "y_px"]].to_numpy(), radius, "one_to_one"
         )
-        ok = hit >= 0
         edge_d = ((d[["x_px", "y_px"]] <= EDGE) | (d[["x_px", "y_px"]] >= SIZE - EDGE)).any(axis=1)
-        false_photons.append(d["photons"].to_numpy()[~ok & ~edge_d.to_numpy()])
+        false_photons.append(d["photons"].to_numpy()[(hit < 0) & ~edge_d.to_numpy()])
+        ok = hit >= 0
+        ok[ok] = t_inner[hit[ok]]
         hit_truth = np.zeros(len(t), bool)
         hit_truth[hit[ok]] = True
-        found.append(pd.DataFrame({"photons": t["photons"].to_numpy(), "found": hit_truth}))
+        found.append(
+            pd.DataFrame({"photons": t["photons"].to_numpy(), "found": hit_truth})[t_inner]
+        )
         matched = d[ok].assign(
             true_x=t["x_px"].to_numpy()[hit[ok]], true_y=t["y_px"].to_numpy()[hit[ok]],
             true_photons=t["photons"].to_numpy()[hit[ok]],

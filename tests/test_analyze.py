@@ -284,26 +284,18 @@ def test_photon_bound_is_poisson_without_background():
     np.testing.assert_allclose(got, np.sqrt(i0), rtol=1e-3)
 
 
-def test_detections_below_the_significance_threshold_are_dropped(analysed, models, movie, tmp_path):
-    """Every kept localisation has photons >= min_snr sqrt(CRLB of photons); with positions at
-    the detections (kde: no joint fits, whose neighbours would change) a stricter threshold keeps
-    exactly the significant rows of the unfiltered (min_snr 0) table, and fewer of them."""
-    assert (
-        pd.read_parquet(analysed / "localisations.parquet").eval("photons >= 5 * crlb_photons")
-    ).all()
+def test_detections_below_the_significance_threshold_are_dropped(models, movie, tmp_path):
+    """The Wald test: every kept localisation has photons >= min_snr sqrt(CRLB of photons); with
+    positions at the detections (kde: no joint fits, whose neighbours would change) a stricter
+    threshold keeps exactly the significant rows of the unfiltered (min_snr 0) table, and fewer
+    of them."""
     tables = {}
-    for snr in ("0", "40"):
+    for snr in ("0", "5", "40"):
         out = tmp_path / snr
-        assert (
-            run_cli(
-                movie[0] / "movie.tif",
-                models[0],
-                out,
-                ["--psi-frames", "0", "--min-snr", snr, "--position", "kde"],
-            )
-            == 0
-        )
+        extra = ["--psi-frames", "0", "--min-snr", snr, "--significance", "wald"]
+        assert run_cli(movie[0] / "movie.tif", models[0], out, [*extra, "--position", "kde"]) == 0
         tables[snr] = pd.read_parquet(out / "localisations.parquet")
+    assert tables["5"].eval("photons >= 5 * crlb_photons").all()
     every, strict = tables["0"], tables["40"]
     kept = every[every["photons"] >= 40.0 * every["crlb_photons"]]
     assert 0 < len(strict) < len(every)
@@ -412,7 +404,7 @@ def test_overlapping_emitters_are_fitted_jointly_and_a_missed_one_is_found_in_th
     alone = fit_position(n, readout, inside, top, left, theta, 3, SIGMA)  # each by itself
     assert np.hypot(*(alone[:2, :2] - truth[:2, 1:3]).T).min() > 0.1
     single = np.hypot(*(alone[2, :2] - truth[2:, 1:3]).T)
-    joint = fit_localisations(counts, camera, image, u, v, 3, SIGMA, "mle", 5.0, 1.0, True)
+    joint = fit_localisations(counts, camera, image, u, v, 3, SIGMA, "mle", 5.0, 1.0, 1)
     assert joint["image"].tolist() == [0, 0, 1, 1]
     assert joint["detection"].tolist() == [0, 1, 2, -1]  # -1: found in the residual
     got = np.column_stack([joint["u"], joint["v"]])
@@ -420,6 +412,30 @@ def test_overlapping_emitters_are_fitted_jointly_and_a_missed_one_is_found_in_th
     np.testing.assert_allclose(joint["photons"][:2], truth[:2, 3], rtol=0.01)
     error = np.hypot(*(got[2:] - truth[2:, 1:3]).T)
     assert error.max() < 0.6 and error.max() < single.max()
+
+
+@pytest.mark.parametrize("significance", ["wald", "score"])
+def test_a_dim_emitter_on_a_bright_ones_flank_is_found_in_the_second_residual_round(significance):
+    """Noise-free counts. phi found only a far emitter; a bright one (1000 photons) and a dim one
+    (150 photons, 3 px away on its flank) are missed. The dim one is no maximum of the matched
+    filter while the bright one's light is there, so one residual round adds only the bright
+    one; the second round, on the residual of the fitted bright one, adds the dim one, and the
+    passes put both on the truth."""
+    camera = Camera.scalar((20, 20), 2.0, 100.0, 4.0)
+    truth = np.array([[0, 4.3, 4.6, 500.0], [0, 12.2, 9.6, 1000.0], [0, 12.5, 12.6, 150.0]])
+    counts = _noise_free(truth, camera, 10.0)
+    found = {}
+    for rounds in (0, 1, 2, 3):
+        out = fit_localisations(
+            counts, camera, np.array([0]), np.array([4.5]), np.array([4.4]), 3, SIGMA, "mle",
+            5.0, 1.0, rounds, significance,
+        )  # fmt: skip
+        found[rounds] = np.column_stack([out["u"], out["v"], out["photons"]])
+    assert [len(found[k]) for k in (0, 1, 2, 3)] == [1, 2, 3, 3]
+    got = found[2][np.lexsort(found[2][:, ::-1].T)]
+    np.testing.assert_allclose(got[:, :2], truth[:, 1:3], atol=0.05)
+    np.testing.assert_allclose(got[:, 2], truth[:, 3], rtol=0.05)
+    np.testing.assert_allclose(found[3], found[2])  # nothing left to add
 
 
 def test_neighbour_pairs_and_colour_classes_against_brute_force():
@@ -444,13 +460,18 @@ def test_neighbour_pairs_and_colour_classes_against_brute_force():
     assert (colour >= 0).all() and (colour[a] != colour[b]).all() and len(a) > 100
 
 
-def test_an_emitter_detected_twice_is_reported_once():
+@pytest.mark.parametrize("significance", ["wald", "score"])
+def test_an_emitter_detected_twice_is_reported_once(significance):
     """Two detections 0.4 px apart on one emitter (a split KDE blob) give one localisation at
-    the truth with all its photons; position kde keeps both (no merging)."""
+    the truth with all its photons, whichever the significance test (the twins are merged
+    before it: with the score test each twin's light would hide the other); position kde keeps
+    both (no merging)."""
     camera = Camera.scalar((20, 20), 2.0, 100.0, 4.0)
     counts = _noise_free(np.array([[0, 10.3, 9.7, 1000.0]]), camera, 10.0)
     u, v = np.array([10.1, 10.5]), np.array([9.7, 9.7])
-    out = fit_localisations(counts, camera, np.array([0, 0]), u, v, 3, SIGMA, "mle", 5.0, 1.0, True)
+    out = fit_localisations(
+        counts, camera, np.array([0, 0]), u, v, 3, SIGMA, "mle", 5.0, 1.0, 1, significance
+    )
     assert len(out["u"]) == 1
     np.testing.assert_allclose([out["u"][0], out["v"][0]], [10.3, 9.7], atol=1e-3)
     assert out["photons"][0] == pytest.approx(1000.0, rel=0.01)

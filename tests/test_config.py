@@ -92,7 +92,7 @@ def test_shipped_configs_are_valid():
         ),
         (lambda c: c["analyze"].update(position="gauss"), r"analyze\.position.*'gauss'"),
         (lambda c: c["analyze"].update(merge_px=-1.0), r"analyze\.merge_px"),
-        (lambda c: c["analyze"].update(residual_search="yes"), r"analyze\.residual_search"),
+        (lambda c: c["analyze"].update(residual_rounds=-1), r"analyze\.residual_rounds"),
         (lambda c: c["analyze"].update(psi_maps="no"), r"analyze\.psi_maps"),
         (lambda c: c["analyze"].update(significance="glrt"), r"analyze\.significance"),
         (lambda c: c["analyze"].pop("psi_maps"), r"missing.*psi_maps.*'analyze'"),

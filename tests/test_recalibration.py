@@ -8,6 +8,7 @@ width, and the calibration movie's scales applied by an analysis with the card.
 import copy
 import math
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from test_analyze import analysed, models, movie, run_cli  # noqa: F401 (fixture
 from diffloc.analyze.calibration_movie import calibration_levels, measure_interval_scales
 from diffloc.analyze.card import read_card
 from diffloc.analyze.jobs import analysis_card
+from diffloc.analyze.names import DETECTION_KEYS
 from diffloc.analyze.recalibration import (
     CalibrationSizeError,
     apply_interval_scales,
@@ -27,7 +29,7 @@ from diffloc.analyze.recalibration import (
     fit_floor,
     fit_interval_scales,
 )
-from diffloc.analyze.settings import analyze_settings
+from diffloc.analyze.settings import DEFAULTS, analyze_settings
 
 
 def test_conformal_scale_covers_a_new_point_at_its_exact_level():
@@ -192,9 +194,19 @@ def test_analysis_levels_must_hold_068_and_be_calibrated(models):  # noqa: F811
     old = {"levels": [0.68, 0.95], "scales": [[1, 1]]}  # a card from before the floor
     with pytest.raises(ValueError, match=r"without a floor \(floor_nm\).*rebuild"):
         analyze_settings({}, {**card, "position_calibration": old}, 1)
-    calibrated = {**card, "position_calibration": {**old, "floor_nm": 0.0}}
+    floored = {**old, "floor_nm": 0.0}  # a card from before the detection record
+    with pytest.raises(ValueError, match=r"does not record the detection settings.*rebuild"):
+        analyze_settings({}, {**card, "position_calibration": floored}, 1)
+    detection = {k: DEFAULTS[k] for k in DETECTION_KEYS}
+    calibrated = {**card, "position_calibration": {**floored, "detection": detection}}
     with pytest.raises(ValueError, match=r"calibrated at \[0.68, 0.95\] only"):
         analyze_settings({"levels": [0.68, 0.9]}, calibrated, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        analyze_settings({}, calibrated, 1)  # the card's detection settings: no warning
+    other = DEFAULTS["min_snr"] + 1.0
+    with pytest.warns(UserWarning, match=rf"analyze\.min_snr {other!r}, {DEFAULTS['min_snr']!r}"):
+        analyze_settings({"min_snr": other}, calibrated, 1)
     assert calibration_levels([0.95, 0.9]) == [0.68, 0.9, 0.95]
 
 
@@ -218,6 +230,7 @@ def test_card_calibration_is_measured_and_applied(models, movie, analysed, tmp_p
     assert pc["n"][0] * 2 >= 19 and pc["frames"] == 24 and pc["size_px"] == 20 - 2 * 3
     assert all(np.isfinite(pc["scales"][0])) and pc["scales"][0][1] > 0
     assert pc["floor_nm"] >= 0 and len(pc["spread_factors"]) == 1
+    assert pc["detection"] == {k: cfg["analyze"][k] for k in DETECTION_KEYS}
     again = measure_interval_scales(cfg, {**card, "position_calibration": None}, folder, False)
     assert again["scales"] == pc["scales"] and again["floor_nm"] == pc["floor_nm"]  # deterministic
     out = tmp_path / "out"
@@ -259,6 +272,7 @@ def test_an_analysis_off_the_calibrated_background_is_warned_about(models, movie
     calibrated = {
         "levels": [0.68, 0.95], "photon_edges": [], "scales": [[1.0, 1.0]], "floor_nm": 0.0,
         "density_per_um2": 0.25, "background": {"low": 30.0, "high": 40.0},
+        "detection": {k: cfg["analyze"][k] for k in DETECTION_KEYS},
     }  # fmt: skip
     warned = {}
     for psi_frames in (1, 0):

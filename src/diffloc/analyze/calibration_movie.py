@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from diffloc import seeding
-from diffloc.analyze.names import CALIBRATION_KEYS
+from diffloc.analyze.names import CALIBRATION_KEYS, DETECTION_KEYS
 from diffloc.analyze.pipeline import analyze_chunk
 from diffloc.analyze.recalibration import UNCERTAINTY_LEVEL, fit_interval_scales
 from diffloc.analyze.settings import analyze_settings
@@ -102,6 +102,7 @@ def measure_interval_scales(
         "photons": dict(pc["photons"]),
         "background": dict(pc["background"]),
         "n_truth": len(movie.truth),
+        "detection": {k: analyze[k] for k in DETECTION_KEYS},
     }
 
 

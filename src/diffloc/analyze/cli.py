@@ -109,10 +109,11 @@ def parser() -> argparse.ArgumentParser:
         help="position mle: of fits in one frame closer than this (camera px) keep the brightest",
     )
     p.add_argument(
-        "--no-residual-search",
-        dest="residual_search",
-        action="store_false",
-        help="position mle: do not add emitters found in the fit's residual",
+        "--residual-rounds",
+        dest="residual_rounds",
+        type=int,
+        default=DEFAULTS["residual_rounds"],
+        help="position mle: rounds of adding emitters found in the fits' residual (0: none)",
     )
     p.add_argument(
         "--chunk-frames",
@@ -180,7 +181,7 @@ def analyze(args: argparse.Namespace) -> None:
         "psi_maps": args.psi_maps,
         "position": args.position,
         "merge_px": args.merge_px,
-        "residual_search": args.residual_search,
+        "residual_rounds": args.residual_rounds,
         "threads": args.threads,
         "device": args.device,
     }

@@ -119,7 +119,7 @@ def fit_localisations(
     position: str = "kde",
     min_snr: float = 0.0,
     merge_px: float = 1.0,
-    residual_search: bool = False,
+    residual_rounds: int = 0,
     significance: str = "wald",
 ) -> dict[str, np.ndarray]:
     """Localisations from detections at (u, v) (LR px) in frames counts[index] ([N, H, W],
@@ -128,16 +128,19 @@ def fit_localisations(
     position="kde", the Poisson MLE for "mle"), photons, background (photons/px), crlb_u,
     crlb_v (LR px), crlb_photons (photons) [K].
 
-    (i0, b) are fitted at each detection, and detections not significant dropped: "wald", i0 <
-    min_snr sqrt(CRLB of i0); "score", the score test's z < min_snr (analyze.significance). With "mle": of detections in one frame closer than `merge_px` (one emitter found
-    twice, a split KDE blob) only the brightest stays; every localisation is refitted (u, v, i0,
-    b) with the light of its neighbours (within reach of its window, at their current fits)
-    known, the crowded ones again until they settle (block-Jacobi towards the joint MLE of
-    overlapping emitters, `_joint_passes`); with `residual_search` the emitters phi missed
-    (`residual_candidates`, e.g. the second of a pair merged in phi's KDE) are added, each
-    tested for significance with its neighbours' light known, and the passes repeated; fits
-    that converged within merge_px of a brighter one are dropped. Bounds include the neighbours'
-    light as background, and the significance test is repeated on the final fits.
+    (i0, b) are fitted at each detection. With "mle", of detections in one frame closer than
+    `merge_px` (one emitter found twice, a split KDE blob) only the brightest stays, before the
+    test: with the score test a twin's light would hide the other. Detections not significant
+    are dropped: "wald", i0 < min_snr sqrt(CRLB of i0); "score", the score test's z < min_snr
+    (analyze.significance). With "mle", every localisation is then refitted (u, v, i0, b) with
+    the light of its neighbours (within reach of its window, at their current fits) known, the
+    crowded ones again until they settle (block-Jacobi towards the joint MLE of overlapping
+    emitters, `_joint_passes`). Each of `residual_rounds` rounds adds the emitters phi missed
+    (`residual_candidates` of the current fits: the second of a pair merged in phi's KDE, a dim
+    emitter on a bright one's flank, which shows only once the bright one is fitted) and repeats
+    the passes; fits that converged within merge_px of a brighter one are dropped. Bounds
+    include the neighbours' light as background, and the significance test is repeated on the
+    final fits.
     """
     if position not in POSITIONS:
         raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
@@ -151,16 +154,19 @@ def fit_localisations(
     theta = np.column_stack([u, v, np.zeros((len(u), 2))])
     fits = _Fits.cut(counts, readout_map, image, np.arange(len(u)), theta, r)
     _fit_intensity(fits, np.zeros_like(fits.readout), r, sigma)
+    if position == "mle":  # before the test: a duplicate's light would hide its twin (score)
+        fits = fits.subset(unique_emitters(fits.image, fits.theta, merge_px))
     test = (counts, readout_map, r, sigma, min_snr, significance)
     fits = fits.subset(_significant(fits, np.zeros_like(fits.readout), *test))
     extra = np.zeros_like(fits.readout)
     if position == "mle" and len(fits.theta):
-        fits = fits.subset(unique_emitters(fits.image, fits.theta, merge_px))
         extra = _joint_passes(fits, r, sigma, shape)
-        if residual_search:
+        for _ in range(residual_rounds):
             frame, cu, cv = residual_candidates(
                 counts, readout_map, fits.image, fits.theta, r, sigma, max(min_snr, 1.0)
             )
+            if len(cu) == 0:
+                break
             theta = np.column_stack([cu, cv, np.zeros((len(cu), 2))])
             more = _Fits.cut(counts, readout_map, frame, np.full(len(cu), -1), theta, r)
             everyone = fits.concat(more)

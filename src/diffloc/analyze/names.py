@@ -6,8 +6,13 @@ CARD_NAME = "analysis.json"
 CARD_SECTIONS = ("geometry", "psf", "camera", "kde", "localize", "scene")
 # The `analyze` keys the card's position calibration (analyze.calibration_movie) depends on.
 CALIBRATION_KEYS = (
-    "batch_pixels", "tile_margin", "fit_half_width", "position", "merge_px", "residual_search",
+    "batch_pixels", "tile_margin", "fit_half_width", "position", "merge_px", "residual_rounds",
     "min_snr", "significance", "levels", "position_calibration", "threads", "device",
+)  # fmt: skip
+# The `analyze` keys that decide which localisations psi's calibration saw: an analysis with
+# other values gets intervals calibrated for another set of localisations.
+DETECTION_KEYS = (
+    "fit_half_width", "position", "merge_px", "residual_rounds", "min_snr", "significance",
 )  # fmt: skip
 # The output files of an analysis (analyze.outputs), by kind.
 OUTPUT_FILES = {

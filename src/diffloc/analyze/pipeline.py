@@ -128,7 +128,7 @@ def analyze_chunk(
         settings.position,
         settings.min_snr,
         settings.merge_px,
-        settings.residual_search,
+        settings.residual_rounds,
         settings.significance,
     )
     index = photo["image"]

@@ -63,7 +63,7 @@ class Analysis:
             "significance": s.significance,
             "position": s.position,
             "merge_px": s.merge_px,
-            "residual_search": s.residual_search,
+            "residual_rounds": s.residual_rounds,
             "tile": s.tile,
             "tile_margin": s.tile_margin,
             "seed": s.seed,

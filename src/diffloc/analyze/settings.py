@@ -5,6 +5,7 @@ training size (geometry.lr_size LR px, the KDE lr_size * upsample HR px).
 """
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,9 @@ DEFAULTS = {
     "fit_half_width": 3,
     "position": "mle",
     "merge_px": 1.0,
-    "residual_search": True,
-    "min_snr": 5.0,
-    "significance": "wald",
+    "residual_rounds": 2,
+    "min_snr": 4.45,
+    "significance": "score",
     "levels": [0.68, 0.95],
     "threads": 2,
     "device": "auto",
@@ -52,7 +53,9 @@ class AnalyzeSettings:
     fit_half_width: int  # photon/background fit and CRLB on (2 r + 1)^2 camera pixels
     position: str  # kde: phi's refined detection | mle: Poisson MLE on the camera window
     merge_px: float  # mle: fits in one frame closer than this (LR px) are one emitter
-    residual_search: bool  # mle: add the emitters phi missed, found in the fit's residual
+    residual_rounds: (
+        int  # mle: rounds of adding the emitters phi missed, found in the fits' residual
+    )
     min_snr: float  # a detection is kept when its significance statistic >= this
     significance: str  # wald: fitted photons / sqrt(CRLB of photons) | score: score test's z
     levels: tuple[float, ...]  # central intervals of psi's position spread (0.68 among them)
@@ -78,6 +81,25 @@ class AnalyzeSettings:
                 raise ValueError(
                     "the models' card calibrates psi's intervals without a floor (floor_nm): it "
                     "was built by an older diffloc; rebuild it (snakemake analyze_models)"
+                )
+            if "detection" not in self.interval_scales:
+                raise ValueError(
+                    "the models' card does not record the detection settings psi's intervals "
+                    "were calibrated with: it was built by an older diffloc; rebuild it "
+                    "(snakemake analyze_models)"
+                )
+            differ = {
+                k: (getattr(self, k), v)
+                for k, v in self.interval_scales["detection"].items()
+                if getattr(self, k) != v
+            }
+            if differ:
+                warnings.warn(
+                    "psi's position intervals were calibrated for the localisations of other "
+                    "detection settings (this analysis, card): "
+                    + ", ".join(f"analyze.{k} {a!r}, {b!r}" for k, (a, b) in differ.items())
+                    + "; their coverage is not measured for these",
+                    stacklevel=2,
                 )
             missing = set(self.levels) - set(self.interval_scales["levels"])
             if missing:
@@ -143,7 +165,7 @@ def analyze_settings(
         fit_half_width=int(a["fit_half_width"]),
         position=str(a["position"]),
         merge_px=float(a["merge_px"]),
-        residual_search=bool(a["residual_search"]),
+        residual_rounds=int(a["residual_rounds"]),
         min_snr=float(a["min_snr"]),
         significance=str(a["significance"]),
         levels=tuple(float(c) for c in a["levels"]),
