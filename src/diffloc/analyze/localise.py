@@ -161,12 +161,18 @@ def fit_localisations(
     extra = np.zeros_like(fits.readout)
     if position == "mle" and len(fits.theta):
         extra = _joint_passes(fits, r, sigma, shape)
+        searched = np.arange(len(counts))  # later rounds: the frames the last one added to
         for _ in range(residual_rounds):
+            mine = np.isin(fits.image, searched)
+            local = np.searchsorted(searched, fits.image[mine])
             frame, cu, cv = residual_candidates(
-                counts, readout_map, fits.image, fits.theta, r, sigma, max(min_snr, 1.0)
-            )
+                counts if len(searched) == len(counts) else counts[searched],
+                readout_map, local, fits.theta[mine], r, sigma, max(min_snr, 1.0),
+            )  # fmt: skip
             if len(cu) == 0:
                 break
+            frame = searched[frame]
+            searched = np.unique(frame)
             theta = np.column_stack([cu, cv, np.zeros((len(cu), 2))])
             more = _Fits.cut(counts, readout_map, frame, np.full(len(cu), -1), theta, r)
             everyone = fits.concat(more)
