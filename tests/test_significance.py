@@ -113,3 +113,5 @@ def test_the_cli_analyses_with_the_score_test(models, movie, tmp_path):  # noqa:
     assert len(table) > 0 and meta["significance"] == "score" and meta["min_snr"] == 4.5
     with pytest.raises(ValueError, match="significance must be one of"):
         analyze_settings({"significance": "likelihood"}, read_card(models[0]), 1)
+    with pytest.raises(ValueError, match="invalid analysis settings"):
+        analyze_settings({"residual_rounds": -1}, read_card(models[0]), 1)

@@ -27,10 +27,7 @@ from diffloc.analyze.significance import score_statistic
 from diffloc.physics.camera import Camera
 
 POSITIONS = ("kde", "mle")  # analyze.position: phi's refined detection | Poisson MLE on the camera
-SIGNIFICANCE = (
-    "wald",
-    "score",
-)  # analyze.significance: i0 / sqrt(CRLB) | score test (significance)
+SIGNIFICANCE = ("wald", "score")  # analyze.significance: i0 / sqrt(CRLB) | score test
 PASS_CONVERGED = 1e-3  # LR px: neighbour passes stop when no crowded fit moves more
 NEIGHBOUR_PASSES = 20  # refits of localisations with neighbours, with the neighbours' light known
 PASS_ITERATIONS = 3  # scoring steps per refit after the first pass (the neighbours move too)

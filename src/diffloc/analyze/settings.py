@@ -118,6 +118,7 @@ class AnalyzeSettings:
             or self.batch_pixels < 1
             or self.min_snr < 0
             or self.merge_px < 0
+            or self.residual_rounds < 0
         ):
             raise ValueError(f"invalid analysis settings: {self}")
 
