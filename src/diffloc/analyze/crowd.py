@@ -77,7 +77,7 @@ def frame_model(
     eu, ev = np.zeros((n, m, h)), np.zeros((n, m, w))
     eu[image, slot] = theta[:, 2, None] * pixel_integrals(theta[:, 0], h, sigma)
     ev[image, slot] = pixel_integrals(theta[:, 1], w, sigma)
-    return np.einsum("nmh,nmw->nhw", eu, ev)
+    return np.matmul(eu.transpose(0, 2, 1), ev)
 
 
 def residual_candidates(

@@ -105,10 +105,16 @@ def crlb_windows(
     grads = np.stack(
         [i0 * gu[:, :, None] * ev[:, None, :], i0 * eu[:, :, None] * gv[:, None, :], psf], axis=1
     )
-    weight = inside / np.maximum(rate, MIN_RATE)
-    info = np.einsum("lipq,ljpq,lpq->lij", grads, grads, weight)
+    info = fisher_information(grads, inside / np.maximum(rate, MIN_RATE))
     var = np.diagonal(np.linalg.inv(info), axis1=-2, axis2=-1)
     return np.sqrt(var)
+
+
+def fisher_information(grads: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """sum_pq grads_i grads_j weight [L, k, k] of derivatives grads [L, k, w, w] and weights
+    [L, w, w] (batched matrix products)."""
+    flat = grads.reshape(*grads.shape[:2], -1)
+    return np.matmul(flat * weight.reshape(len(flat), 1, -1), flat.transpose(0, 2, 1))
 
 
 def _log_likelihood(counts: np.ndarray, rate: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -174,8 +180,9 @@ def fit_position(
     for _ in range(iterations):
         m, n = mask[active], counts[active]
         weight = m / np.maximum(rate, MIN_RATE)
-        score = np.einsum("lkpq,lpq->lk", grads, (n - rate) * weight)
-        info = np.einsum("lipq,ljpq,lpq->lij", grads, grads, weight)
+        flat = grads.reshape(*grads.shape[:2], -1)
+        score = np.matmul(flat, ((n - rate) * weight).reshape(len(flat), -1, 1))[:, :, 0]
+        info = fisher_information(grads, weight)
         info += np.eye(4) * 1e-9 * np.maximum(np.diagonal(info, axis1=1, axis2=2), 1e-12)[:, None]
         step = np.linalg.solve(info, score[:, :, None])[:, :, 0]
         step[:, :2] = np.clip(step[:, :2], -MAX_STEP, MAX_STEP)

@@ -125,9 +125,9 @@ def fit_localisations(
     position="kde", the Poisson MLE for "mle"), photons, background (photons/px), crlb_u,
     crlb_v (LR px), crlb_photons (photons) [K].
 
-    (i0, b) are fitted at each detection. With "mle", of detections in one frame closer than
-    `merge_px` (one emitter found twice, a split KDE blob) only the brightest stays, before the
-    test: with the score test a twin's light would hide the other. Detections not significant
+    (i0, b) are fitted at each detection. Of detections in one frame closer than `merge_px`
+    (one emitter found twice, a split KDE blob) only the brightest stays, before the test: with
+    the score test a twin's light would hide the other. Detections not significant
     are dropped: "wald", i0 < min_snr sqrt(CRLB of i0); "score", the score test's z < min_snr
     (analyze.significance). With "mle", every localisation is then refitted (u, v, i0, b) with
     the light of its neighbours (within reach of its window, at their current fits) known, the
@@ -151,8 +151,8 @@ def fit_localisations(
     theta = np.column_stack([u, v, np.zeros((len(u), 2))])
     fits = _Fits.cut(counts, readout_map, image, np.arange(len(u)), theta, r)
     _fit_intensity(fits, np.zeros_like(fits.readout), r, sigma)
-    if position == "mle":  # before the test: a duplicate's light would hide its twin (score)
-        fits = fits.subset(unique_emitters(fits.image, fits.theta, merge_px))
+    # before the test: with the score test a duplicate's light would hide its twin
+    fits = fits.subset(unique_emitters(fits.image, fits.theta, merge_px))
     test = (counts, readout_map, r, sigma, min_snr, significance)
     fits = fits.subset(_significant(fits, np.zeros_like(fits.readout), *test))
     extra = np.zeros_like(fits.readout)

@@ -60,6 +60,7 @@ class Phi(nn.Module):
         if head not in HEADS:
             raise ValueError(f"unknown phi head {head!r}; allowed: {', '.join(HEADS)}")
         self.head = head
+        self.upsample = upsample
         self.input_norm = nn.BatchNorm2d(1)
         self.context = nn.ModuleList(
             [ConvBlock(1, width, activation, dilations[0])]
@@ -86,7 +87,9 @@ class Phi(nn.Module):
         for block in self.context[1:]:
             h = h + block(torch.cat([h, x], dim=1))
         if self.head == "pixel_shuffle":
-            return self.out(self.shuffle_act(nn.functional.pixel_shuffle(self.shuffle(h), 4)))
+            return self.out(
+                self.shuffle_act(nn.functional.pixel_shuffle(self.shuffle(h), self.upsample))
+            )
         for block in self.up:
             h = block(nn.functional.interpolate(h, scale_factor=2, mode="nearest"))
         return self.out(self.refine(h))
@@ -130,11 +133,12 @@ def predict_kde(
 ) -> np.ndarray:
     """yhat float32 [N, sH, sW] in [0, ceiling] for photon images [N, H, W], in batches."""
     model = model.to(device, memory_format=torch.channels_last).eval()
-    out = []
-    for start in range(0, len(photons), batch_size):
+    n, h, w = photons.shape
+    out = np.empty((n, model.upsample * h, model.upsample * w), np.float32)
+    for start in range(0, n, batch_size):
         chunk = torch.from_numpy(
             np.ascontiguousarray(photons[start : start + batch_size], np.float32)
         )
         chunk = chunk.to(device).unsqueeze(1).contiguous(memory_format=torch.channels_last)
-        out.append(model.predict(chunk)[:, 0].float().cpu().numpy())
-    return np.concatenate(out)
+        torch.from_numpy(out[start : start + len(chunk)]).copy_(model.predict(chunk)[:, 0])
+    return out
