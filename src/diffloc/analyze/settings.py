@@ -52,7 +52,9 @@ class AnalyzeSettings:
     tile_margin: int  # LR px of context around a psi tile's core
     fit_half_width: int  # photon/background fit and CRLB on (2 r + 1)^2 camera pixels
     position: str  # kde: phi's refined detection | mle: Poisson MLE on the camera window
-    merge_px: float  # detections (mle: also fits) in one frame closer than this (LR px) are one emitter
+    merge_px: (
+        float  # detections (mle: also fits) in one frame closer than this (LR px) are one emitter
+    )
     residual_rounds: (
         int  # mle: rounds of adding the emitters phi missed, found in the fits' residual
     )
