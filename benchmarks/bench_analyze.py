@@ -103,7 +103,7 @@ def main() -> None:
           f"detector {settings.detector}, position "
           f"{analysis.position}, {analysis.batch_pixels} LR px per phi pass")  # fmt: skip
     with torch.inference_mode():
-        localise(phi, movie.frames[:8], camera, analysis)  # warm-up
+        localise(phi, movie.frames, camera, analysis)  # warm-up at full size (allocations)
         runs = [localise(phi, movie.frames, camera, analysis) for _ in range(args.repeats)]
         rates = sorted(args.frames / t for t, _ in runs)
         kde_only = min(
