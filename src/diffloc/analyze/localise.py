@@ -137,7 +137,8 @@ def fit_localisations(
     emitter on a bright one's flank, which shows only once the bright one is fitted) and repeats
     the passes; fits that converged within merge_px of a brighter one are dropped. Bounds
     include the neighbours' light as background, and the significance test is repeated on the
-    final fits.
+    final fits. The defaults are a bare fit (no position fit, no filter: min_snr 0, no residual
+    rounds); `diffloc analyze` passes its settings (analyze.settings.DEFAULTS for the defaults).
     """
     if position not in POSITIONS:
         raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
