@@ -23,6 +23,7 @@ window and the window's own camera maps (sCMOS: per pixel).
 
 import numpy as np
 
+from diffloc.physics.crlb import information_matrix
 from diffloc.physics.psf import pixel_integral_gradients, pixel_integrals
 
 IRLS_ITERATIONS = 12
@@ -105,16 +106,10 @@ def crlb_windows(
     grads = np.stack(
         [i0 * gu[:, :, None] * ev[:, None, :], i0 * eu[:, :, None] * gv[:, None, :], psf], axis=1
     )
-    info = fisher_information(grads, inside / np.maximum(rate, MIN_RATE))
+    weight = inside / np.maximum(rate, MIN_RATE)
+    info = information_matrix(grads.reshape(len(grads), 3, -1), weight.reshape(len(grads), -1))
     var = np.diagonal(np.linalg.inv(info), axis1=-2, axis2=-1)
     return np.sqrt(var)
-
-
-def fisher_information(grads: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """sum_pq grads_i grads_j weight [L, k, k] of derivatives grads [L, k, w, w] and weights
-    [L, w, w] (batched matrix products)."""
-    flat = grads.reshape(*grads.shape[:2], -1)
-    return np.matmul(flat * weight.reshape(len(flat), 1, -1), flat.transpose(0, 2, 1))
 
 
 def _log_likelihood(counts: np.ndarray, rate: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -180,9 +175,9 @@ def fit_position(
     for _ in range(iterations):
         m, n = mask[active], counts[active]
         weight = m / np.maximum(rate, MIN_RATE)
-        flat = grads.reshape(*grads.shape[:2], -1)
+        flat, flat_weight = grads.reshape(len(grads), 4, -1), weight.reshape(len(grads), -1)
         score = np.matmul(flat, ((n - rate) * weight).reshape(len(flat), -1, 1))[:, :, 0]
-        info = fisher_information(grads, weight)
+        info = information_matrix(flat, flat_weight)
         info += np.eye(4) * 1e-9 * np.maximum(np.diagonal(info, axis1=1, axis2=2), 1e-12)[:, None]
         step = np.linalg.solve(info, score[:, :, None])[:, :, 0]
         step[:, :2] = np.clip(step[:, :2], -MAX_STEP, MAX_STEP)

@@ -164,8 +164,7 @@ def fit_localisations(
             mine = np.isin(fits.image, searched)
             local = np.searchsorted(searched, fits.image[mine])
             frame, cu, cv = residual_candidates(
-                counts if len(searched) == len(counts) else counts[searched],
-                readout_map, local, fits.theta[mine], r, sigma, max(min_snr, 1.0),
+                counts[searched], readout_map, local, fits.theta[mine], r, sigma, max(min_snr, 1.0),
             )  # fmt: skip
             if len(cu) == 0:
                 break

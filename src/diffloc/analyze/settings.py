@@ -52,12 +52,8 @@ class AnalyzeSettings:
     tile_margin: int  # LR px of context around a psi tile's core
     fit_half_width: int  # photon/background fit and CRLB on (2 r + 1)^2 camera pixels
     position: str  # kde: phi's refined detection | mle: Poisson MLE on the camera window
-    merge_px: (
-        float  # detections (mle: also fits) in one frame closer than this (LR px) are one emitter
-    )
-    residual_rounds: (
-        int  # mle: rounds of adding the emitters phi missed, found in the fits' residual
-    )
+    merge_px: float  # LR px: closer detections (mle: and fits) in a frame are one emitter
+    residual_rounds: int  # mle: rounds adding the emitters phi missed, from the fits' residual
     min_snr: float  # a detection is kept when its significance statistic >= this
     significance: str  # wald: fitted photons / sqrt(CRLB of photons) | score: score test's z
     levels: tuple[float, ...]  # central intervals of psi's position spread (0.68 among them)

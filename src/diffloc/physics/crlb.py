@@ -53,6 +53,13 @@ def rate_gradients(
     return camera.effective_rate(omega), grads
 
 
+def information_matrix(grads: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Poisson Fisher information [N, d, d], sum_p grads_ip grads_jp weight_p, of N models with
+    rate derivatives grads [N, d, P] over P pixels and weights 1/omega' [N, P] (0 where a pixel
+    carries no information); units those of grads squared over photons."""
+    return np.matmul(grads * weight[:, None, :], grads.transpose(0, 2, 1))
+
+
 def fisher_information(
     u: np.ndarray,
     v: np.ndarray,
@@ -76,9 +83,10 @@ def fisher_information(
         block = slice(start, start + _BLOCK)
         rate, grads = rate_gradients(*(a[block] for a in flat), camera, sigma_x, background)
         grads = grads[:, :d].reshape(grads.shape[0], d, -1)
-        rate = rate.reshape(rate.shape[0], 1, -1)
-        weighted = np.divide(grads, rate, out=np.zeros_like(grads), where=rate > 0)
-        out[block] = np.einsum("nip,njp->nij", weighted, grads)
+        rate = rate.reshape(rate.shape[0], -1)
+        out[block] = information_matrix(
+            grads, np.divide(1.0, rate, out=np.zeros_like(rate), where=rate > 0)
+        )
     return out.reshape(*shape, d, d)
 
 
