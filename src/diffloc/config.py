@@ -242,6 +242,13 @@ def _check_diffusion(config: dict) -> None:
             f"config key 'diffusion.unet.attention_resolutions': {unreachable} never reached; "
             f"the U-Net levels are {sizes} px"
         )
+    crop = diff["train_crop"]
+    step = math.lcm(config["geometry"]["upsample"], unet["patch"] * 2 ** (len(sizes) - 1))
+    if crop and (crop > size or crop % step or (size - crop) % step):
+        raise ConfigError(
+            f"config key 'diffusion.train_crop' ({crop}) must be 0 or a multiple of {step} HR px "
+            f"(whole LR pixels and U-Net cells) of at most the KDE size ({size} px)"
+        )
     widths = [unet["channels"] * m for m in (1, *unet["multipliers"])]
     if any(w % unet["norm_groups"] or w % unet["attention_heads"] for w in widths):
         raise ConfigError(

@@ -5,12 +5,15 @@ for kde.normalize: max, kde.ceiling molecules for peak); the data space is y0 = 
 [-1, 1], and below "yhat" means yhat / c. The condition c [B, C, H, W] (`diffloc.data.condition`: channel 0 is yhat, then for
 `diffusion.condition: yhat_x` the camera image's photon channel) is concatenated to the input.
 The diffused variable x0 is y0 (`target: full`, paper) or the residual y0 - (2 yhat - 1)
-(`target: residual`, in [-2, 2]). Forward process: x_t = sqrt(gamma_t) x0 + sqrt(1 - gamma_t) eps,
+(`target: residual`, in [-2, 2]), divided by `target_scale` s (default 1). A scale below 1
+magnifies a target whose spread is small against the unit noise of the schedule (phi's residual
+on a bright emitter is ~0.01), so that the noise levels where its posterior is resolved are not
+crowded into the schedule's last few steps. Forward process: x_t = sqrt(gamma_t) x0 + sqrt(1 - gamma_t) eps,
 t = 1..T, gamma_0 = 1. The network sees (x_t, c) and t / T in [0, 1] and outputs eps, x0 or
 v = sqrt(gamma_t) eps - sqrt(1 - gamma_t) x0 (`prediction`).
 
 Clamp. Samplers clamp the predicted y0 to [-1, 1]. With `target: residual` the clamp applies in
-data space, x0^ <- clamp(x0^ + c', -1, 1) - c' with c' = 2 yhat - 1, i.e. the residual is kept
+data space, x0^ <- (clamp(s x0^ + c', -1, 1) - c') / s with c' = 2 yhat - 1, i.e. the residual is kept
 inside [-2 yhat, 2 - 2 yhat] so that the implied KDE lies in [0, 1]; clamping the residual itself
 to [-1, 1] would be wrong. The noise estimate is recomputed from the clamped x0^.
 
@@ -197,9 +200,12 @@ class Diffusion:
         weighting: str = "uniform",
         norm: str = "l2",
         ceiling: float = 1.0,
+        scale: float = 1.0,
     ):
         if not ceiling > 0:
             raise ValueError(f"the KDE ceiling must be positive, got {ceiling}")
+        if not scale > 0:
+            raise ValueError(f"diffusion target_scale must be positive, got {scale}")
         for name, value, allowed in (
             ("target", target, TARGETS),
             ("prediction", prediction, PREDICTIONS),
@@ -213,6 +219,7 @@ class Diffusion:
         self.target, self.prediction = target, prediction
         self.weighting, self.norm = weighting, norm
         self.ceiling = float(ceiling)  # KDE value mapped to +1 in data space (kde_ceiling)
+        self.scale = float(scale)  # data-space target = scale * diffused variable
         self.gammas = torch.from_numpy(schedule.gammas)  # float64 [T + 1]
         self.loss_weights = torch.from_numpy(vlb_weights(schedule, prediction))  # [T + 1]
 
@@ -226,6 +233,7 @@ class Diffusion:
             cfg["loss"]["weighting"],
             cfg["loss"]["norm"],
             ceiling,
+            cfg["target_scale"],
         )
 
     def _unit(self, cond: torch.Tensor) -> torch.Tensor:
@@ -242,13 +250,17 @@ class Diffusion:
         shape = (-1,) + (1,) * (like.ndim - 1)
         return g.sqrt().to(like.dtype).view(shape), (1 - g).sqrt().to(like.dtype).view(shape)
 
+    def _shift(self, yhat: torch.Tensor) -> torch.Tensor | float:
+        """The data-space offset of the diffused variable: 2 yhat - 1 (residual) or 0 (full)."""
+        return 2 * yhat - 1 if self.target == "residual" else 0.0
+
     def x0_to_data(self, x0: torch.Tensor, yhat: torch.Tensor) -> torch.Tensor:
         """Diffused variable -> y0 in data space ([-1, 1] scale)."""
-        return x0 + (2 * yhat - 1) if self.target == "residual" else x0
+        return self.scale * x0 + self._shift(yhat)
 
     def data_to_x0(self, y0: torch.Tensor, yhat: torch.Tensor) -> torch.Tensor:
-        """y0 in data space -> the diffused variable (y0 itself or the residual)."""
-        return y0 - (2 * yhat - 1) if self.target == "residual" else y0
+        """y0 in data space -> the diffused variable (y0 itself or the residual, / scale)."""
+        return (y0 - self._shift(yhat)) / self.scale
 
     def prediction_target(
         self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor
@@ -272,10 +284,7 @@ class Diffusion:
 
     def clamp_x0(self, x0: torch.Tensor, yhat: torch.Tensor) -> torch.Tensor:
         """Clamp the implied y0 to [-1, 1] (in data space, also for the residual target)."""
-        if self.target == "residual":
-            shift = 2 * yhat - 1
-            return (x0 + shift).clamp(-1.0, 1.0) - shift
-        return x0.clamp(-1.0, 1.0)
+        return self.data_to_x0(self.x0_to_data(x0, yhat).clamp(-1.0, 1.0), yhat)
 
     # ----- forward process, loss, prior term ---------------------------------------------
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -471,9 +480,9 @@ class Diffusion:
 
         record: list = []
         self._reverse(net, cond, noise(), noise, sampler, record)
-        shift = 2 * yhat - 1 if self.target == "residual" else torch.zeros_like(yhat)
+        shift = self._shift(yhat)
         g = self.schedule.gammas
-        y_t = [(x + math.sqrt(g[t]) * shift + 1) / 2 for t, x, _ in record]
+        y_t = [(self.scale * x + math.sqrt(g[t]) * shift + 1) / 2 for t, x, _ in record]
         y0 = [(self.x0_to_data(x0, yhat) + 1) / 2 for _, _, x0 in record]
         return Trajectory(
             [t for t, _, _ in record],

@@ -16,6 +16,7 @@ from diffloc.data.files import load_npz, save_csv
 from diffloc.data.posterior import load_posterior, save_posterior
 from diffloc.data.shards import image_range, read_shard, read_yhat
 from diffloc.provenance import versions
+from diffloc.psi.crops import crop_step, random_crops
 from diffloc.psi.diffusion import Sampler, build_psi, load_psi
 from diffloc.psi.posterior import sample_summaries
 from diffloc.psi.quality import posterior_quality
@@ -80,8 +81,15 @@ def train_psi(
         report["prior_kl_data"],
     )
 
+    crop = diffusion_cfg["train_crop"]
+    geometry, unet = psi["geometry"], diffusion_cfg["unet"]
+    step = crop_step(geometry["upsample"], unet["patch"], len(unet["multipliers"]))
+
     def loss(model, batch, generator):
-        return diffusion.training_loss(model, batch["y"], batch["cond"], generator)
+        y, cond = batch["y"], batch["cond"]
+        if crop:
+            y, cond = random_crops(y, cond, crop, step, generator)
+        return diffusion.training_loss(model, y, cond, generator)
 
     train_and_save(
         net,
