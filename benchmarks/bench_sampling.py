@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from diffloc.config import load_config
+from diffloc.data.condition import Condition
 from diffloc.provenance import hardware
 from diffloc.psi.diffusion import Sampler, build_psi
 
@@ -75,6 +76,16 @@ def timing_net(config: dict, device: str, compile_net: bool, compile_backend: st
     return net, diffusion
 
 
+def random_condition(config: dict, images: int) -> torch.Tensor:
+    """A random condition [images, C, H, W] for psi of `config`: yhat in [0, 1] and, for
+    diffusion.condition yhat_x, a photon channel in [0, 2] (the Anscombe scale at 0-100 photons)."""
+    size = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
+    channels = Condition.from_config(config).channels
+    cond = torch.rand((images, channels, size, size), generator=torch.Generator().manual_seed(0))
+    cond[:, 1:] *= 2
+    return cond
+
+
 def seconds_per_image(
     net,
     diffusion,
@@ -85,7 +96,8 @@ def seconds_per_image(
     device: str,
     bf16: bool,
 ) -> float:
-    """Wall-clock seconds per image for K samples of every image of yhat [N, H, W] (timed after
+    """Wall-clock seconds per image for K samples of every image of the condition yhat
+    [N, C, H, W] (`random_condition`; timed after
     an untimed single-step pass of the same batch shapes: allocation, kernel choice, compile)."""
     gen = torch.Generator().manual_seed(1)
     with precision(device, bf16):
@@ -102,8 +114,7 @@ def one_at_a_time_seconds(config: dict, sampler: Sampler, k: int, loops: int) ->
     timed for `loops` samples after a warm-up and scaled linearly to K."""
     net, diffusion = build_psi(config)
     net = net.eval().to("cpu", memory_format=torch.channels_last)
-    size = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
-    yhat = torch.rand((1, size, size), generator=torch.Generator().manual_seed(0))
+    yhat = random_condition(config, 1)
     gen = torch.Generator().manual_seed(1)
     diffusion.sample(net, yhat, 1, gen, sampler, 1)  # warm-up
     start = time.perf_counter()
@@ -133,8 +144,7 @@ def cpu_default(args, default: dict) -> None:
     base = one_at_a_time_seconds(cfg, sampler, k, loops)
     net, diffusion = build_psi(cfg)
     net = net.eval().to("cpu", memory_format=torch.channels_last)
-    size = cfg["geometry"]["lr_size"] * cfg["geometry"]["upsample"]
-    yhat = torch.rand((images, size, size), generator=torch.Generator().manual_seed(0))
+    yhat = random_condition(cfg, images)
     sec = seconds_per_image(net, diffusion, yhat, sampler, k, batch, "cpu", False)
     what = f"default model, cpu fp32, {sampler.kind} S={sampler.steps} ({sampler.spacing}), K={k}"
     print(f"{what}, one sample per call (baseline; {loops} timed, scaled to K): {base:.2f} s/image")
@@ -157,8 +167,7 @@ def paper_scale(args, gpu_config: dict, record) -> None:
         Sampler("ddim", min(20, T), "logsnr"),
         Sampler("dpmpp_2m", min(20, T), "logsnr"),  # the study's default
     ]
-    size = cfg["geometry"]["lr_size"] * cfg["geometry"]["upsample"]
-    yhat = torch.rand((images, size, size), generator=torch.Generator().manual_seed(0)).to(device)
+    yhat = random_condition(cfg, images).to(device)
     unet = cfg["diffusion"]["unet"]
     model = f"C={unet['channels']} x{unet['multipliers']}, T={T}"
     backend = "eager" if args.tiny else args.compile_backend  # tiny: trace only, no codegen

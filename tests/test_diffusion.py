@@ -631,20 +631,23 @@ def test_build_psi_from_default_config(default_config):
     sampler = Sampler.from_config(default_config["diffusion"]["sampler"])
     assert diffusion.T == default_config["diffusion"]["schedule"]["T"]
     assert diffusion.schedule.gammas[-1] < 1e-3  # the default reaches gamma_T ~ 0
-    yhat = torch.rand((2, 80, 80), generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    yhat = torch.rand((2, 80, 80), generator=gen)
+    photons = torch.rand((2, net.in_channels - 2, 80, 80), generator=gen)
+    cond = torch.cat([yhat[:, None], photons], dim=1)  # yhat and the condition's other channels
     quick = dataclasses.replace(sampler, steps=3)
-    y = diffusion.sample(net.eval(), yhat, 2, torch.Generator().manual_seed(0), quick, 2)
+    y = diffusion.sample(net.eval(), cond, 2, torch.Generator().manual_seed(0), quick, 2)
     # the untrained net predicts residual 0, so every sample is yhat itself
     torch.testing.assert_close(y, yhat[:, None].expand(2, 2, 80, 80), atol=1e-6, rtol=0)
     loss = diffusion.training_loss(
-        net.train(), yhat[:, None], yhat[:, None].flip(-1), torch.Generator().manual_seed(1)
+        net.train(), yhat[:, None], cond.flip(-1), torch.Generator().manual_seed(1)
     )
     loss.backward()
     assert torch.isfinite(loss) and net.conv_out.weight.grad.abs().sum() > 0
     with torch.no_grad():  # a non-trivial net: reruns are bit-identical, batching only rounds
         net.conv_out.weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(2))
     runs = [
-        diffusion.sample(net.eval(), yhat, 2, torch.Generator().manual_seed(3), quick, batch)
+        diffusion.sample(net.eval(), cond, 2, torch.Generator().manual_seed(3), quick, batch)
         for batch in (4, 4, 2)
     ]
     assert torch.equal(runs[0], runs[1]) and (runs[0] - yhat[:, None]).abs().max() > 1e-3

@@ -79,7 +79,7 @@ def test_schema_enum_and_shipped_configs_know_the_conditions(default_config):
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     entry = schema["properties"]["diffusion"]["properties"]["condition"]
     assert tuple(entry["enum"]) == CONDITIONS
-    assert default_config["diffusion"]["condition"] == "yhat"
+    assert default_config["diffusion"]["condition"] == "yhat_x"  # README: psi conditioned on x
 
 
 @pytest.mark.parametrize("kind", CONDITIONS)

@@ -110,7 +110,7 @@ def test_posterior_chunks_figures_and_metrics(stage):
         posterior(
             model=str(root / "psi.pt"),
             yhat=[yhat["test"]],
-            npz=[],
+            npz=[files["test"]],
             condition=diffusion["condition"],
             posterior=out,
             split="test",
@@ -166,25 +166,30 @@ def test_posterior_chunks_figures_and_metrics(stage):
     assert row["n_images"] == 6 and row["passed"] == (row["mse_ratio"] <= 1.1)
 
 
-def test_yhat_x_psi_trains_samples_and_refuses_inputs_of_the_other_condition(stage, tmp_path):
-    """psi conditioned on yhat and the camera image (3 input channels) trains, samples
-    posteriors and Figure 3; a model is never used with the inputs of the other condition."""
+def test_psi_of_either_condition_trains_samples_and_refuses_the_other_ones_inputs(stage, tmp_path):
+    """psi conditioned on the condition the stage's default did not use (yhat: 2 input channels,
+    yhat_x: yhat and the camera image, 3) trains, samples posteriors and Figure 3; a model is
+    never used with the inputs of the other condition."""
     config, root, files, yhat, inputs = stage
+    default = config["diffusion"]["condition"]
+    other = {"yhat": "yhat_x", "yhat_x": "yhat"}[default]
+    npz = {"yhat": [], "yhat_x": [files["test"]]}
     psi = copy.deepcopy(inputs["psi"])
-    psi["diffusion"]["condition"] = "yhat_x"
+    psi["diffusion"]["condition"] = other
     psi["diffusion"]["train"]["steps"] = 2
-    model = tmp_path / "psi_x.pt"
+    model = tmp_path / "psi_other.pt"
     train_psi(
         **{**inputs, "psi": psi},
         model=str(model),
-        log_csv=str(tmp_path / "psi_x.csv"),
-        checkpoint=str(tmp_path / "psi_x.ckpt"),
+        log_csv=str(tmp_path / "psi_other.csv"),
+        checkpoint=str(tmp_path / "psi_other.ckpt"),
         progress=False,
     )
     saved = torch.load(model, weights_only=True)
-    assert saved["config"]["diffusion"]["condition"] == "yhat_x"
+    assert saved["config"]["diffusion"]["condition"] == other
     patch = psi["diffusion"]["unet"]["patch"]
-    assert saved["state_dict"]["conv_in.weight"].shape[1] == 3 * patch**2
+    channels = {"yhat": 2, "yhat_x": 3}[other]
+    assert saved["state_dict"]["conv_in.weight"].shape[1] == channels * patch**2
     diffusion = config["diffusion"]
     job = {
         "yhat": [yhat["test"]],
@@ -198,25 +203,19 @@ def test_yhat_x_psi_trains_samples_and_refuses_inputs_of_the_other_condition(sta
         "progress": False,
     }
     out = tmp_path / "post.npz"
-    posterior(model=str(model), npz=[files["test"]], condition="yhat_x", posterior=out, **job)
+    posterior(model=str(model), npz=npz[other], condition=other, posterior=out, **job)
     summary, meta = load_posterior(out)
-    assert summary["mean"].shape == (2, 80, 80) and meta["condition"] == "yhat_x"
+    assert summary["mean"].shape == (2, 80, 80) and meta["condition"] == other
     assert np.isfinite(summary["std"]).all()
     bad = tmp_path / "bad.npz"
     with pytest.raises(
-        ValueError, match=r"psi\.pt: psi was trained with diffusion\.condition 'yhat'"
+        ValueError, match=rf"psi\.pt: psi was trained with diffusion\.condition '{default}'"
     ):
-        posterior(
-            model=str(root / "psi.pt"),
-            npz=[files["test"]],
-            condition="yhat_x",
-            posterior=bad,
-            **job,
-        )
+        posterior(model=str(root / "psi.pt"), npz=npz[other], condition=other, posterior=bad, **job)
     with pytest.raises(
-        ValueError, match=r"psi_x\.pt: .* 'yhat_x', but its inputs here are for 'yhat'"
+        ValueError, match=rf"psi_other\.pt: .* '{other}', but its inputs here are for '{default}'"
     ):
-        posterior(model=str(model), npz=[], condition="yhat", posterior=bad, **job)
+        posterior(model=str(model), npz=npz[default], condition=default, posterior=bad, **job)
     assert not bad.exists()
     fig3(
         model=model,
