@@ -1,7 +1,8 @@
 """Does bf16 change psi's posterior? Mean and std of K samples, bf16 autocast vs fp32, same weights.
 
     python benchmarks/bench_bf16.py --model results/gpu/models/seed_0/psi.pt \
-        --yhat results/gpu/yhat/sigma_y_3/test/0000.npz          # trained psi of config/gpu.yaml, on CUDA
+        --yhat results/gpu/yhat/sigma_y_3/test/0000.npz \
+        --npz results/gpu/data/test/0000.npz                     # trained psi of config/gpu.yaml, on CUDA
     python benchmarks/bench_bf16.py --tiny             # the code path on the CPU, tiny random net
 
 For each sampler (the config's diffusion.sampler, by default dpmpp_2m 20, and the paper's
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from diffloc.config import load_config
-from diffloc.data.shards import read_yhat
+from diffloc.data.condition import Condition, read_condition
 from diffloc.psi.diffusion import Sampler, build_psi, load_psi
 from diffloc.psi.posterior import summarise
 
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument(
         "--yhat", help="phi's yhat file (yhat/sigma_y_3/test/0000.npz); default: random"
     )
+    parser.add_argument(
+        "--npz", help="the data shard of --yhat (camera images; psi conditioned on yhat_x)"
+    )
     parser.add_argument("--images", type=int, default=4, help="images (first of --yhat)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-ancestral", action="store_true", help="the config's sampler only")
@@ -104,6 +108,7 @@ def main() -> None:
         net, diffusion, meta = load_psi(args.model, torch.device(device))
         net = net.eval()
         what = f"trained psi {args.model} (fingerprint {meta.get('fingerprint', '?')})"
+        trained = meta["config"]  # builds the condition this psi was trained with
     else:
         torch.manual_seed(args.seed)
         net, diffusion = build_psi(config)
@@ -111,14 +116,21 @@ def main() -> None:
             net.conv_out.weight.normal_(0.0, 0.02)
         net = net.eval().to(device, memory_format=torch.channels_last)
         what = "RANDOM weights (checks the code path, not psi's posterior)"
+        trained = config
     size = net.image_size
+    condition = Condition.from_config(trained)
     if args.yhat:
-        yhat = torch.from_numpy(read_yhat(args.yhat)[0][: args.images])
-        what += f", yhat {args.yhat} images 0..{yhat.shape[0] - 1}"
+        if condition.kind == "yhat_x" and not args.npz:
+            parser.error("psi is conditioned on yhat_x: give the data shard of --yhat as --npz")
+        npz = [args.npz] if args.npz else []
+        cond = read_condition(condition, [args.yhat], npz, 0, args.images)
+        yhat = torch.from_numpy(cond)
+        what += f", condition {condition.kind} of {args.yhat} images 0..{yhat.shape[0] - 1}"
     else:
         gen = torch.Generator().manual_seed(args.seed)
-        yhat = torch.rand((args.images, size, size), generator=gen)
-        what += f", {args.images} random yhat"
+        yhat = torch.rand((args.images, condition.channels, size, size), generator=gen)
+        yhat[:, 1:] *= 2  # a photon channel (yhat_x) on the Anscombe scale of 0-100 photons
+        what += f", {args.images} random conditions ({condition.kind})"
     yhat = yhat.to(device)
     own = config["diffusion"]["sampler"]
     k, batch = own["k"], own["batch_size"]
