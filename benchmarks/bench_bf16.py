@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_sampling import random_condition  # this folder is on sys.path when run as a script
 
 from diffloc.config import load_config
 from diffloc.data.condition import Condition, read_condition
@@ -117,7 +118,6 @@ def main() -> None:
         net = net.eval().to(device, memory_format=torch.channels_last)
         what = "RANDOM weights (checks the code path, not psi's posterior)"
         trained = config
-    size = net.image_size
     condition = Condition.from_config(trained)
     if args.yhat:
         if condition.kind == "yhat_x" and not args.npz:
@@ -127,9 +127,7 @@ def main() -> None:
         yhat = torch.from_numpy(cond)
         what += f", condition {condition.kind} of {args.yhat} images 0..{yhat.shape[0] - 1}"
     else:
-        gen = torch.Generator().manual_seed(args.seed)
-        yhat = torch.rand((args.images, condition.channels, size, size), generator=gen)
-        yhat[:, 1:] *= 2  # a photon channel (yhat_x) on the Anscombe scale of 0-100 photons
+        yhat = random_condition(trained, args.images, args.seed)
         what += f", {args.images} random conditions ({condition.kind})"
     yhat = yhat.to(device)
     own = config["diffusion"]["sampler"]

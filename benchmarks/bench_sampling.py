@@ -76,12 +76,13 @@ def timing_net(config: dict, device: str, compile_net: bool, compile_backend: st
     return net, diffusion
 
 
-def random_condition(config: dict, images: int) -> torch.Tensor:
+def random_condition(config: dict, images: int, seed: int = 0) -> torch.Tensor:
     """A random condition [images, C, H, W] for psi of `config`: yhat in [0, 1] and, for
     diffusion.condition yhat_x, a photon channel in [0, 2] (the Anscombe scale at 0-100 photons)."""
     size = config["geometry"]["lr_size"] * config["geometry"]["upsample"]
     channels = Condition.from_config(config).channels
-    cond = torch.rand((images, channels, size, size), generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(seed)
+    cond = torch.rand((images, channels, size, size), generator=gen)
     cond[:, 1:] *= 2
     return cond
 

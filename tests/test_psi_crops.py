@@ -4,8 +4,8 @@ import pytest
 import torch
 from scipy import stats
 
-from diffloc.config import ConfigError, validate_config
-from diffloc.psi.crops import crop_step, random_crops
+from diffloc.config import ConfigError, crop_step, validate_config
+from diffloc.psi.crops import random_crops
 
 
 def coordinates(b: int, c: int, size: int) -> torch.Tensor:
@@ -17,9 +17,12 @@ def coordinates(b: int, c: int, size: int) -> torch.Tensor:
 
 
 def test_crop_step_is_lr_pixels_and_unet_cells():
-    assert crop_step(4, 2, 3) == 8  # default: 4 HR px per LR px, patch 2, levels 40/20/10
-    assert crop_step(4, 1, 1) == 4
-    assert crop_step(3, 2, 2) == 12
+    def step(upsample, patch, levels):
+        return crop_step({"upsample": upsample}, {"patch": patch, "multipliers": [1] * levels})
+
+    assert step(4, 2, 3) == 8  # default: 4 HR px per LR px, patch 2, levels 40/20/10
+    assert step(4, 1, 1) == 4
+    assert step(3, 2, 2) == 12
 
 
 def test_crops_are_the_same_grid_aligned_window_of_y_and_condition():

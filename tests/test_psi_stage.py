@@ -9,9 +9,11 @@ import torch
 
 from conftest import REPO, SCHEMA_PATH, tiny
 from diffloc.config import kde_ceiling, load_config, shard_config
+from diffloc.data.files import ModelFileError
 from diffloc.data.posterior import load_posterior
 from diffloc.figures.jobs import fig3, fig4
 from diffloc.phi.jobs import infer_phi, train_phi
+from diffloc.psi.diffusion import load_psi
 from diffloc.psi.jobs import posterior, psi_metrics, train_psi
 from diffloc.psi.quality import posterior_quality
 from diffloc.simulate.jobs import simulate
@@ -245,3 +247,37 @@ def test_posterior_quality_on_a_hand_made_case():
     assert q["std_concentration"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="share one"):
         posterior_quality(y0, yhat[:, :1], mean, std, 0.05)
+
+
+def test_psi_trained_before_target_scale_existed_is_refused_naming_the_file(stage, tmp_path):
+    """A psi file whose config predates diffusion.target_scale cannot say how its samples map
+    to KDEs: load_psi stops with the file's name and the rebuild hint, not a KeyError."""
+    _, root, *_ = stage
+    saved = torch.load(root / "psi.pt", weights_only=True)
+    del saved["config"]["diffusion"]["target_scale"]
+    old = tmp_path / "old_psi.pt"
+    torch.save(saved, old)
+    with pytest.raises(
+        ModelFileError, match=r"old_psi\.pt: not a valid diffloc model file.*target_scale"
+    ):
+        load_psi(old, torch.device("cpu"))
+
+
+def test_cropped_training_runs_on_crops_and_changes_the_weights(stage, tmp_path):
+    """With diffusion.train_crop the network sees crops (training and validation losses stay
+    finite) and ends with other weights than the same seed on whole KDEs."""
+    _, root, _, _, inputs = stage
+    psi = copy.deepcopy(inputs["psi"])
+    psi["diffusion"]["train_crop"] = 40
+    train_psi(
+        **{**inputs, "psi": psi},
+        model=str(tmp_path / "crop.pt"),
+        log_csv=str(tmp_path / "crop.csv"),
+        checkpoint=str(tmp_path / "crop.ckpt"),
+        progress=False,
+    )
+    log = pd.read_csv(tmp_path / "crop.csv")
+    assert np.isfinite(log[["train_loss", "val_loss"]].to_numpy()).all()
+    whole = torch.load(root / "psi.pt", weights_only=True)["state_dict"]
+    cropped = torch.load(tmp_path / "crop.pt", weights_only=True)["state_dict"]
+    assert any(not torch.equal(whole[k], cropped[k]) for k in whole)

@@ -243,7 +243,7 @@ def _check_diffusion(config: dict) -> None:
             f"the U-Net levels are {sizes} px"
         )
     crop = diff["train_crop"]
-    step = math.lcm(config["geometry"]["upsample"], unet["patch"] * 2 ** (len(sizes) - 1))
+    step = crop_step(config["geometry"], unet)
     if crop and (crop > size or crop % step or (size - crop) % step):
         raise ConfigError(
             f"config key 'diffusion.train_crop' ({crop}) must be 0 or a multiple of {step} HR px "
@@ -477,6 +477,14 @@ def kde_ceiling(kde: dict) -> float:
     """Largest KDE value phi and psi represent (KDE units), from the `kde` config section: 1 for
     `max` (every KDE lies in [0, 1]), `kde.ceiling` (molecules) for `peak`."""
     return 1.0 if kde["normalize"] == "max" else float(kde["ceiling"])
+
+
+def crop_step(geometry: dict, unet: dict) -> int:
+    """Grid (HR px) that psi's training crops (`diffusion.train_crop`) snap to, from the
+    `geometry` and `diffusion.unet` sections: whole LR pixels (yhat_x's photon channel is constant
+    over upsample x upsample blocks) and whole cells of the U-Net's coarsest level (patch x
+    2^(levels - 1) HR px), so that a crop meets the network as the full KDE does."""
+    return math.lcm(geometry["upsample"], unet["patch"] * 2 ** (len(unet["multipliers"]) - 1))
 
 
 def sigma_y_tag(sigma_y: float) -> str:

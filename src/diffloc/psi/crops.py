@@ -1,22 +1,16 @@
-"""Random square crops of psi's training pairs (the U-Net is fully convolutional)."""
-
-import math
+"""Random square crops of psi's training pairs (the U-Net is fully convolutional; the crop
+grid is `diffloc.config.crop_step`)."""
 
 import torch
-
-
-def crop_step(upsample: int, patch: int, n_levels: int) -> int:
-    """Grid (HR px) that crop offsets and sizes snap to: whole LR pixels (the photon channel of
-    yhat_x is constant over upsample x upsample blocks) and whole cells of the U-Net's coarsest
-    level (patch x 2^(levels - 1) HR px), so that a crop meets the network as the full KDE does."""
-    return math.lcm(upsample, patch * 2 ** (n_levels - 1))
 
 
 def random_crops(
     y: torch.Tensor, cond: torch.Tensor, size: int, step: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One size x size window per row of y [B, 1, H, W] and cond [B, C, H, W], at offsets that are
-    multiples of `step` HR px drawn uniformly from `generator`; the same window for y and cond."""
+    multiples of `step` HR px drawn uniformly from `generator`; the same window for y and cond.
+    train_psi crops the validation batches too (with their fixed generators), so its training
+    and validation losses are per-pixel means over the same crop size."""
     b, _, h, w = y.shape
     if cond.shape[0] != b or cond.shape[-2:] != y.shape[-2:]:
         raise ValueError(f"y {list(y.shape)} and condition {list(cond.shape)} do not pair up")

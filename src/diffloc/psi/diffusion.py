@@ -6,9 +6,10 @@ for kde.normalize: max, kde.ceiling molecules for peak); the data space is y0 = 
 `diffusion.condition: yhat_x` the camera image's photon channel) is concatenated to the input.
 The diffused variable x0 is y0 (`target: full`, paper) or the residual y0 - (2 yhat - 1)
 (`target: residual`, in [-2, 2]), divided by `target_scale` s (default 1). A scale below 1
-magnifies a target whose spread is small against the unit noise of the schedule (phi's residual
-on a bright emitter is ~0.01), so that the noise levels where its posterior is resolved are not
-crowded into the schedule's last few steps. Forward process: x_t = sqrt(gamma_t) x0 + sqrt(1 - gamma_t) eps,
+magnifies a target whose spread is small against the unit noise of the schedule (the exact
+posterior std of a bright isolated emitter's KDE is ~0.03 in data space, about the noise floor
+sqrt(1 - gamma_1) of the default schedule), so that the noise levels where its posterior is
+resolved are not crowded into the schedule's last few steps. Forward process: x_t = sqrt(gamma_t) x0 + sqrt(1 - gamma_t) eps,
 t = 1..T, gamma_0 = 1. The network sees (x_t, c) and t / T in [0, 1] and outputs eps, x0 or
 v = sqrt(gamma_t) eps - sqrt(1 - gamma_t) x0 (`prediction`).
 
@@ -532,12 +533,19 @@ def load_psi(
     condition: `Condition.from_config`). `condition`: the diffusion.condition the caller has
     inputs for (ValueError naming the file if psi was trained with another); None: the caller
     can build either."""
-    net, meta = load_model(path, lambda cfg: build_psi(cfg)[0])
+    built: dict = {}
+
+    def build(
+        cfg: dict,
+    ) -> UNet:  # inside load_model: a config this code cannot build names the file
+        net, built["diffusion"] = build_psi(cfg)
+        return net
+
+    net, meta = load_model(path, build)
     trained = meta["config"]["diffusion"]["condition"]
     if condition is not None and trained != condition:
         raise ValueError(
             f"{path}: psi was trained with diffusion.condition {trained!r}, but its inputs here "
             f"are for {condition!r}; retrain psi or use the config it was trained with"
         )
-    _, diffusion = build_psi(meta["config"])
-    return net.to(device, memory_format=torch.channels_last), diffusion, meta
+    return net.to(device, memory_format=torch.channels_last), built["diffusion"], meta

@@ -10,13 +10,13 @@ import pandas as pd
 import torch
 
 from diffloc import seeding
-from diffloc.config import config_hash
+from diffloc.config import config_hash, crop_step
 from diffloc.data.condition import Condition, read_condition
 from diffloc.data.files import load_npz, save_csv
 from diffloc.data.posterior import load_posterior, save_posterior
 from diffloc.data.shards import image_range, read_shard, read_yhat
 from diffloc.provenance import versions
-from diffloc.psi.crops import crop_step, random_crops
+from diffloc.psi.crops import random_crops
 from diffloc.psi.diffusion import Sampler, build_psi, load_psi
 from diffloc.psi.posterior import sample_summaries
 from diffloc.psi.quality import posterior_quality
@@ -82,8 +82,7 @@ def train_psi(
     )
 
     crop = diffusion_cfg["train_crop"]
-    geometry, unet = psi["geometry"], diffusion_cfg["unet"]
-    step = crop_step(geometry["upsample"], unet["patch"], len(unet["multipliers"]))
+    step = crop_step(psi["geometry"], diffusion_cfg["unet"])
 
     def loss(model, batch, generator):
         y, cond = batch["y"], batch["cond"]
