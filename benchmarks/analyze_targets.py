@@ -11,8 +11,13 @@ against 2 sqrt(CRLB) (sqrt of the mean per-axis CRLB of the matched localisation
 for the lateral error; the bound at the true photons and background), and the coverage of psi's
 68/95 % position intervals (target: within 0.07), pooled and per tercile of the true photons.
 
+With --replicates N the same detection scores come from N movies (seeds --movie-seed, +1, ...)
+analysed without psi, per movie and pooled, with exact binomial intervals: whether a movie that
+misses the dimmest decile's target by a hair is sampling noise or a real shortfall.
+
     snakemake analyze_models --cores all --configfile config/analyze.yaml
     nice -n 10 python benchmarks/analyze_targets.py [--models results/analyze_models/models]
+    python benchmarks/analyze_targets.py --replicates 24 --movie-seed 7
 """
 
 import argparse
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tifffile
+from scipy import stats
 
 from diffloc import seeding
 from diffloc.analyze.card import read_card
@@ -33,6 +39,7 @@ from diffloc.physics.camera import Camera
 from diffloc.physics.crlb import crlb as crlb_at
 
 SIZE, EDGE, BACKGROUND = 64, 1.5, 20.0
+LOW, HIGH = 100.0, 2000.0  # photons, log-uniform
 
 
 def main() -> None:
@@ -52,24 +59,39 @@ def main() -> None:
     parser.add_argument(
         "--table", default=None, help="score this localisations.parquet of the movie, no analysis"
     )
+    parser.add_argument(
+        "--replicates", type=int, default=0,
+        help="analyse this many movies (seeds --movie-seed, +1, ...) without psi and print the"
+        " detection per photon decile per movie and pooled, with exact binomial intervals",
+    )  # fmt: skip
     args = parser.parse_args()
     card = read_card(args.models)
-    pixel, sigma = card["geometry"]["pixel_size_nm"], card["psf"]["sigma_x"]
-    cam = card["camera"]
-    camera = Camera.scmos(
-        (SIZE, SIZE), cam["gain"], cam["offset"], cam["readout_var"], **cam["scmos"],
-        rng=seeding.rng(args.movie_seed, "analyze_targets", "camera"),
-    )  # fmt: skip
-    movie = synthetic_movie(
-        n_frames=args.frames, size=SIZE, density_per_um2=0.25,
-        photons={"dist": "loguniform", "low": 100, "high": 2000}, background=BACKGROUND,
-        camera=camera, pixel_size_nm=pixel, sigma_x=sigma, seed=args.movie_seed, name="targets",
-    )  # fmt: skip
+    if args.replicates:
+        replicates(args, card)
+        return
+    camera, movie = benchmark_movie(card, args.movie_seed, args.frames)
     if args.table:
         table = pd.read_parquet(args.table)
     else:
         table = analyse(args, movie, camera)
+    pixel, sigma = card["geometry"]["pixel_size_nm"], card["psf"]["sigma_x"]
     score(table, movie.truth, card, camera, args.frames, pixel, sigma)
+
+
+def benchmark_movie(card: dict, movie_seed: int, frames: int) -> tuple[Camera, object]:
+    """The sCMOS camera and the synthetic movie of one movie seed (the card's pixel and PSF)."""
+    pixel, sigma = card["geometry"]["pixel_size_nm"], card["psf"]["sigma_x"]
+    cam = card["camera"]
+    camera = Camera.scmos(
+        (SIZE, SIZE), cam["gain"], cam["offset"], cam["readout_var"], **cam["scmos"],
+        rng=seeding.rng(movie_seed, "analyze_targets", "camera"),
+    )  # fmt: skip
+    movie = synthetic_movie(
+        n_frames=frames, size=SIZE, density_per_um2=0.25,
+        photons={"dist": "loguniform", "low": LOW, "high": HIGH}, background=BACKGROUND,
+        camera=camera, pixel_size_nm=pixel, sigma_x=sigma, seed=movie_seed, name="targets",
+    )  # fmt: skip
+    return camera, movie
 
 
 def analyse(args: argparse.Namespace, movie, camera: Camera) -> pd.DataFrame:
@@ -102,37 +124,10 @@ def score(
     pixel: float, sigma: float,
 ) -> None:  # fmt: skip
     """Print recall, precision, RMSE / sqrt(CRLB) per photon decile and psi's coverage."""
-    inner = ((truth[["x_px", "y_px"]] > EDGE) & (truth[["x_px", "y_px"]] < SIZE - EDGE)).all(axis=1)
-    radius = card["localize"]["match_radius"] / card["geometry"]["upsample"]
-    rows, found, false_photons = [], [], []
-    for f in range(frames):
-        t = truth[truth["frame"] == f]
-        t_inner = inner[truth["frame"] == f].to_numpy()
-        d = table[table["frame"] == f]
-        # matched against every truth: a localisation of an emitter just beyond the scored
-        # border (it may land inside) is not a false positive, only left out of the scores
-        hit = match_detections(
-            d[["x_px", "y_px"]].to_numpy(), t[["x_px", "y_px"]].to_numpy(), radius, "one_to_one"
-        )
-        edge_d = ((d[["x_px", "y_px"]] <= EDGE) | (d[["x_px", "y_px"]] >= SIZE - EDGE)).any(axis=1)
-        false_photons.append(d["photons"].to_numpy()[(hit < 0) & ~edge_d.to_numpy()])
-        ok = hit >= 0
-        ok[ok] = t_inner[hit[ok]]
-        hit_truth = np.zeros(len(t), bool)
-        hit_truth[hit[ok]] = True
-        found.append(
-            pd.DataFrame({"photons": t["photons"].to_numpy(), "found": hit_truth})[t_inner]
-        )
-        matched = d[ok].assign(
-            true_x=t["x_px"].to_numpy()[hit[ok]], true_y=t["y_px"].to_numpy()[hit[ok]],
-            true_photons=t["photons"].to_numpy()[hit[ok]],
-        )  # fmt: skip
-        rows.append(matched)
-    m = pd.concat(rows, ignore_index=True)
-    fp_photons = np.concatenate(false_photons)
-    n_true, tp, fp = int(inner.sum()), len(m), len(fp_photons)
+    m, found, fp_photons = match(table, truth, card, frames)
+    n_true, tp, fp = len(found), len(m), len(fp_photons)
     print(f"recall {tp / n_true:.3f} (target >= 0.9), precision {tp / (tp + fp):.3f} (>= 0.95)")
-    detection_by_decile(pd.concat(found, ignore_index=True), m["photons"].to_numpy(), fp_photons)
+    detection_by_decile(found, m["photons"].to_numpy(), fp_photons)
     err = np.hypot(m["x_px"] - m["true_x"], m["y_px"] - m["true_y"]) * pixel
     crlb = np.sqrt(m["crlb_x_nm"] ** 2 + m["crlb_y_nm"] ** 2)
     # the bound at the truth (true position, photons and background; photons a nuisance), the
@@ -171,6 +166,102 @@ def score(
               f"bin {pc['bins']}: {pc['scales']} over {pc['n']} localisations")  # fmt: skip
     if len(psi):
         psi_diagnostics(psi, pixel)
+
+
+def match(
+    table: pd.DataFrame, truth: pd.DataFrame, card: dict, frames: int
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Localisations matched one-to-one to the truth per frame: the matched localisations (with
+    true_x, true_y in px and true_photons), the scored truths (photons, found) and the fitted
+    photons of the false positives."""
+    inner = ((truth[["x_px", "y_px"]] > EDGE) & (truth[["x_px", "y_px"]] < SIZE - EDGE)).all(axis=1)
+    radius = card["localize"]["match_radius"] / card["geometry"]["upsample"]
+    rows, found, false_photons = [], [], []
+    for f in range(frames):
+        t = truth[truth["frame"] == f]
+        t_inner = inner[truth["frame"] == f].to_numpy()
+        d = table[table["frame"] == f]
+        # matched against every truth: a localisation of an emitter just beyond the scored
+        # border (it may land inside) is not a false positive, only left out of the scores
+        hit = match_detections(
+            d[["x_px", "y_px"]].to_numpy(), t[["x_px", "y_px"]].to_numpy(), radius, "one_to_one"
+        )
+        edge_d = ((d[["x_px", "y_px"]] <= EDGE) | (d[["x_px", "y_px"]] >= SIZE - EDGE)).any(axis=1)
+        false_photons.append(d["photons"].to_numpy()[(hit < 0) & ~edge_d.to_numpy()])
+        ok = hit >= 0
+        ok[ok] = t_inner[hit[ok]]
+        hit_truth = np.zeros(len(t), bool)
+        hit_truth[hit[ok]] = True
+        found.append(
+            pd.DataFrame({"photons": t["photons"].to_numpy(), "found": hit_truth})[t_inner]
+        )
+        matched = d[ok].assign(
+            true_x=t["x_px"].to_numpy()[hit[ok]], true_y=t["y_px"].to_numpy()[hit[ok]],
+            true_photons=t["photons"].to_numpy()[hit[ok]],
+        )  # fmt: skip
+        rows.append(matched)
+    m = pd.concat(rows, ignore_index=True)
+    return m, pd.concat(found, ignore_index=True), np.concatenate(false_photons)
+
+
+def replicates(args: argparse.Namespace, card: dict) -> None:
+    """Detection per decile of the photon law on `args.replicates` movies analysed without psi:
+    per movie, pooled with exact (Clopper-Pearson) 95 % intervals, and how many movies would
+    miss each target by binomial sampling alone if every movie had the pooled rates."""
+    args.psi_frames = "0"
+    edges = LOW * (HIGH / LOW) ** np.linspace(0.0, 1.0, 11)  # deciles of the log-uniform law
+    counts = []
+    for movie_seed in range(args.movie_seed, args.movie_seed + args.replicates):
+        camera, movie = benchmark_movie(card, movie_seed, args.frames)
+        m, found, fp_photons = match(analyse(args, movie, camera), movie.truth, card, args.frames)
+
+        def per_decile(photons: np.ndarray) -> np.ndarray:
+            return np.bincount(np.digitize(photons, edges[1:-1]), minlength=10)
+
+        counts.append(np.stack([
+            per_decile(found["photons"].to_numpy()),
+            per_decile(found["photons"].to_numpy()[found["found"].to_numpy()]),
+            per_decile(m["photons"].to_numpy()), per_decile(fp_photons),
+        ]))  # fmt: skip
+        n, k, tp, fp = counts[-1]
+        print(f"movie {movie_seed}: dimmest decile ({edges[0]:.0f}-{edges[1]:.0f} photons) recall"
+              f" {k[0] / n[0]:.3f} ({k[0]}/{n[0]}), precision {tp[0] / (tp[0] + fp[0]):.3f}"
+              f" ({fp[0]} false positives); lowest decile recall {np.min(k / n):.3f},"
+              f" precision {np.min(tp / (tp + fp)):.3f}", flush=True)  # fmt: skip
+    c = np.stack(counts)  # [movie, (n_true, found, tp_fitted, fp_fitted), decile]
+    n, k, tp, fp = c.sum(axis=0)
+    rows = []
+    for d in range(10):
+        recall, precision = k[d] / n[d], tp[d] / (tp[d] + fp[d])
+        r_lo, r_hi = clopper_pearson(k[d], n[d])
+        p_lo, p_hi = clopper_pearson(tp[d], tp[d] + fp[d])
+        movies_n, movies_k = c[:, 0, d], c[:, 1, d]
+        movies_t = c[:, 2, d] + c[:, 3, d]
+        below_r = stats.binom.cdf(np.ceil(0.9 * movies_n) - 1, movies_n, recall)
+        below_p = stats.binom.cdf(np.ceil(0.95 * movies_t) - 1, movies_t, precision)
+        rows.append({
+            "photons": f"{edges[d]:.0f}-{edges[d + 1]:.0f}", "n_true": n[d], "recall": recall,
+            "recall_lo95": r_lo, "recall_hi95": r_hi, "precision": precision,
+            "precision_lo95": p_lo, "precision_hi95": p_hi,
+            "movies_recall_below": int(np.sum(movies_k < 0.9 * movies_n)),
+            "expected_below": float(below_r.sum()),
+            "movies_precision_below": int(np.sum(c[:, 2, d] < 0.95 * movies_t)),
+            "expected_p_below": float(below_p.sum()),
+        })  # fmt: skip
+    print(f"pooled over {len(c)} movies of {args.frames} frames (seeds {args.movie_seed}-"
+          f"{args.movie_seed + len(c) - 1}); recall per decile of the true photons, precision over"
+          " the same range of fitted photons; lo95/hi95: exact 95 % intervals; movies_*_below:"
+          " movies under the target (recall 0.9, precision 0.95), expected_*: how many would be"
+          " by sampling alone at the pooled rates:")  # fmt: skip
+    print(pd.DataFrame(rows).to_string(float_format="%.3f", index=False))
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval of a proportion k / n at `level`."""
+    a = (1.0 - level) / 2.0
+    lo = stats.beta.ppf(a, k, n - k + 1) if k > 0 else 0.0
+    hi = stats.beta.ppf(1.0 - a, k + 1, n - k) if k < n else 1.0
+    return float(lo), float(hi)
 
 
 def detection_by_decile(

@@ -1,0 +1,38 @@
+"""benchmarks/analyze_targets.py's exact binomial interval against its closed forms and by
+simulated coverage."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "analyze_targets.py"
+
+
+@pytest.fixture(scope="module")
+def targets():
+    spec = importlib.util.spec_from_file_location("analyze_targets", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("n", [1, 10, 550])
+def test_clopper_pearson_matches_its_closed_forms_at_the_ends(targets, n):
+    # k = 0: the upper end solves (1 - p)^n = 0.025; k = n: the lower end solves p^n = 0.025
+    assert targets.clopper_pearson(0, n) == (0.0, pytest.approx(1 - 0.025 ** (1 / n)))
+    assert targets.clopper_pearson(n, n) == (pytest.approx(0.025 ** (1 / n)), 1.0)
+
+
+def test_clopper_pearson_is_symmetric_and_covers_at_least_its_level(targets):
+    lo, hi = targets.clopper_pearson(17, 60)
+    lo2, hi2 = targets.clopper_pearson(43, 60)
+    assert (lo, hi) == pytest.approx((1 - hi2, 1 - lo2))
+    rng = np.random.default_rng(0)
+    p, n = 0.915, 550
+    ks = rng.binomial(n, p, size=2000)
+    bounds = {k: targets.clopper_pearson(int(k), n) for k in np.unique(ks)}
+    covered = np.mean([bounds[k][0] <= p <= bounds[k][1] for k in ks])
+    assert covered >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / 2000)  # exact intervals are conservative
+    assert covered <= 0.995
