@@ -33,7 +33,7 @@ from diffloc import seeding
 from diffloc.analyze.card import read_card
 from diffloc.analyze.cli import main as cli_main
 from diffloc.analyze.localise import POSITIONS, SIGNIFICANCE
-from diffloc.analyze.synthetic import synthetic_movie
+from diffloc.analyze.synthetic import SyntheticMovie, synthetic_movie
 from diffloc.localize.matching import match_detections
 from diffloc.physics.camera import Camera
 from diffloc.physics.crlb import crlb as crlb_at
@@ -78,7 +78,7 @@ def main() -> None:
     score(table, movie.truth, card, camera, args.frames, pixel, sigma)
 
 
-def benchmark_movie(card: dict, movie_seed: int, frames: int) -> tuple[Camera, object]:
+def benchmark_movie(card: dict, movie_seed: int, frames: int) -> tuple[Camera, SyntheticMovie]:
     """The sCMOS camera and the synthetic movie of one movie seed (the card's pixel and PSF)."""
     pixel, sigma = card["geometry"]["pixel_size_nm"], card["psf"]["sigma_x"]
     cam = card["camera"]
@@ -214,15 +214,7 @@ def replicates(args: argparse.Namespace, card: dict) -> None:
     for movie_seed in range(args.movie_seed, args.movie_seed + args.replicates):
         camera, movie = benchmark_movie(card, movie_seed, args.frames)
         m, found, fp_photons = match(analyse(args, movie, camera), movie.truth, card, args.frames)
-
-        def per_decile(photons: np.ndarray) -> np.ndarray:
-            return np.bincount(np.digitize(photons, edges[1:-1]), minlength=10)
-
-        counts.append(np.stack([
-            per_decile(found["photons"].to_numpy()),
-            per_decile(found["photons"].to_numpy()[found["found"].to_numpy()]),
-            per_decile(m["photons"].to_numpy()), per_decile(fp_photons),
-        ]))  # fmt: skip
+        counts.append(decile_counts(found, m["photons"].to_numpy(), fp_photons, edges))
         n, k, tp, fp = counts[-1]
         print(f"movie {movie_seed}: dimmest decile ({edges[0]:.0f}-{edges[1]:.0f} photons) recall"
               f" {k[0] / n[0]:.3f} ({k[0]}/{n[0]}), precision {tp[0] / (tp[0] + fp[0]):.3f}"
@@ -264,20 +256,35 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def decile_counts(
+    found: pd.DataFrame, tp_photons: np.ndarray, fp_photons: np.ndarray, edges: np.ndarray
+) -> np.ndarray:
+    """[4, bins] counts per photon bin [edges[i], edges[i + 1]) (the end bins open): scored
+    truths and those found (by their true photons), true and false positives (by their fitted
+    photons; a false positive has no true photons)."""
+
+    def per_bin(photons: np.ndarray) -> np.ndarray:
+        return np.bincount(np.digitize(photons, edges[1:-1]), minlength=len(edges) - 1)
+
+    true_photons = found["photons"].to_numpy()
+    return np.stack([
+        per_bin(true_photons), per_bin(true_photons[found["found"].to_numpy()]),
+        per_bin(tp_photons), per_bin(fp_photons),
+    ])  # fmt: skip
+
+
 def detection_by_decile(
     found: pd.DataFrame, tp_photons: np.ndarray, fp_photons: np.ndarray
 ) -> None:
-    """Recall per decile of the true photons; precision per the same photon range of the fitted
-    photons (a false positive has no true photons)."""
+    """Print recall per decile of this movie's true photons and precision over the same photon
+    ranges of the fitted photons."""
     edges = np.quantile(found["photons"], np.linspace(0, 1, 11))
-    edges[0], edges[-1] = -np.inf, np.inf
-    recall = found.groupby(pd.cut(found["photons"], edges, labels=False))["found"]
-    tp = np.bincount(np.digitize(tp_photons, edges[1:-1]), minlength=10)
-    fp = np.bincount(np.digitize(fp_photons, edges[1:-1]), minlength=10)
+    n, k, tp, fp = decile_counts(found, tp_photons, fp_photons, edges)
+    bins = np.digitize(found["photons"].to_numpy(), edges[1:-1])
     out = pd.DataFrame({
-        "true_photons": recall.apply(lambda g: float(found.loc[g.index, "photons"].median())),
-        "n_true": recall.size(), "recall": recall.mean(),
-        "tp_fitted": tp, "fp_fitted": fp, "precision": tp / np.maximum(tp + fp, 1),
+        "true_photons": found["photons"].groupby(bins).median().to_numpy(),
+        "n_true": n, "recall": k / n, "tp_fitted": tp, "fp_fitted": fp,
+        "precision": tp / np.maximum(tp + fp, 1),
     })  # fmt: skip
     out["passed"] = (out["recall"] >= 0.9) & (out["precision"] >= 0.95)
     out.index.name = "decile"

@@ -5,6 +5,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "analyze_targets.py"
@@ -36,3 +37,12 @@ def test_clopper_pearson_is_symmetric_and_covers_at_least_its_level(targets):
     covered = np.mean([bounds[k][0] <= p <= bounds[k][1] for k in ks])
     assert covered >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / 2000)  # exact intervals are conservative
     assert covered <= 0.995
+
+
+def test_decile_counts_bins_truths_by_true_and_positives_by_fitted_photons(targets):
+    # bins [-inf, 150), [150, 400), [400, inf): a truth at exactly 150 belongs to the second
+    edges = np.array([-np.inf, 150.0, 400.0, np.inf])
+    found = pd.DataFrame({"photons": [100.0, 120.0, 150.0, 390.0, 2000.0],
+                          "found": [True, False, True, True, False]})  # fmt: skip
+    counts = targets.decile_counts(found, np.array([90.0, 160.0, 500.0]), np.array([140.0]), edges)
+    np.testing.assert_array_equal(counts, [[2, 2, 1], [1, 2, 0], [1, 1, 1], [1, 0, 0]])

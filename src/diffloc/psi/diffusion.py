@@ -535,9 +535,8 @@ def load_psi(
     can build either."""
     built: dict = {}
 
-    def build(
-        cfg: dict,
-    ) -> UNet:  # inside load_model: a config this code cannot build names the file
+    def build(cfg: dict) -> UNet:
+        """Inside load_model, so a config this code cannot build names the file."""
         net, built["diffusion"] = build_psi(cfg)
         return net
 
