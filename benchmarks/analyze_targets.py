@@ -55,6 +55,12 @@ def main() -> None:
     parser.add_argument("--min-snr", default=None, help="analyze.min_snr (default: the models')")
     parser.add_argument("--significance", default=None, choices=SIGNIFICANCE)
     parser.add_argument("--config", default=None, help="analysis config (sampler, detector)")
+    parser.add_argument(
+        "--threads",
+        default="2",
+        help="torch threads of the analysis (the movie is one chunk, one process: psi's tiles "
+        "run ~1.7x faster on 2 threads than on 1)",
+    )
     parser.add_argument("--keep", default=None, help="folder to keep the movie and the analysis in")
     parser.add_argument(
         "--table", default=None, help="score this localisations.parquet of the movie, no analysis"
@@ -109,6 +115,7 @@ def analyse(args: argparse.Namespace, movie, camera: Camera) -> pd.DataFrame:
             "--pixel-size", str(pixel), "--gain", str(root / "gain.npy"),
             "--offset", str(root / "offset.npy"), "--readout-var", str(root / "readout_var.npy"),
             "--psi-frames", args.psi_frames, "--position", args.position, "--no-progress",
+            "--threads", args.threads,
             *(["--config", args.config] if args.config else []),
             *(["--min-snr", args.min_snr] if args.min_snr is not None else []),
             *(["--significance", args.significance] if args.significance else []),

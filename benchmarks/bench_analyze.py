@@ -6,19 +6,23 @@ fixed-filter phi of that size, diffloc.analyze.synthetic.analytic_phi: same FLOP
 one, and it detects the emitters; psi: random weights, same cost), on `--threads` torch threads:
 
 - the analysis without psi (diffloc.analyze.pipeline.analyze_chunk: phi, detection, fits,
-  the position fit of analyze.position, significance filter), batched whole frames, beside the
-  same with position kde, with the other significance test (wald | score) and the baseline of
-  one frame per call, in the same run (target: >= 200 frames/s on 2 cores);
+  the position fit of analyze.position, significance filter), batched whole frames, in
+  `--workers` processes of one torch thread each on as many chunks at once (the layout of
+  `diffloc analyze`, target: >= 200 frames/s on 2 cores), beside one process on `--threads`
+  threads, the same with position kde, with the other significance test (wald | score) and
+  the baseline of one frame per call, in the same run;
 - phi on whole frames vs on overlapping 20 x 20 px tiles (3 px margin) stitched from their
   cores: speed and agreement (max |yhat difference| in KDE units, detections within 0.05 px);
 - psi: seconds per 20 x 20 px tile at the config's sampler (K samples, S steps) and per 64 x 64
   frame (times the frame's busy tiles).
 
-    python benchmarks/bench_analyze.py [--frames 256] [--threads 2] [--psi-tiles 1]
+    python benchmarks/bench_analyze.py [--frames 256] [--threads 2] [--workers 2] [--psi-tiles 1]
 """
 
 import argparse
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,6 +57,65 @@ def localise(phi, frames, camera, settings: AnalyzeSettings) -> tuple[float, int
     return time.perf_counter() - began, len(result.table)
 
 
+def host_reference(repeats: int = 7) -> str:
+    """This host's speed on a fixed load, to compare runs of this benchmark across machines
+    (2-core hosts that report the same processor have differed ~2x): GMAC/s of one phi context
+    convolution (16 frames of 64 x 64, 17 -> 16 channels, 3 x 3) on 1 torch thread, median of
+    `repeats`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x = torch.rand(16, 17, 64, 64).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(17, 16, 3, padding=2, dilation=2).to(memory_format=torch.channels_last)
+    times = []
+    with torch.inference_mode():
+        conv(x)
+        for _ in range(repeats):
+            began = time.perf_counter()
+            conv(x)
+            times.append(time.perf_counter() - began)
+    torch.set_num_threads(before)
+    macs = 16 * 64 * 64 * 17 * 9 * 16
+    return (
+        f"host reference: {macs / np.median(times) / 1e9:.1f} GMAC/s (phi context conv, 1 thread)"
+    )
+
+
+_pool_job: tuple | None = None  # a worker's (phi, frames, camera, settings)
+
+
+def _pool_init(job: tuple) -> None:
+    """Worker initialiser: one torch thread, the benchmark's phi, movie, camera and settings."""
+    global _pool_job
+    torch.set_num_threads(1)
+    _pool_job = job
+
+
+def _pool_chunk(start: int, stop: int) -> int:
+    """Localisations of frames [start, stop) in a worker (the analysis without psi)."""
+    phi, frames, camera, settings = _pool_job
+    with torch.inference_mode():
+        return localise(phi, frames[start:stop], camera, settings)[1]
+
+
+def pooled_rate(phi, frames, camera, settings: AnalyzeSettings, workers: int, repeats: int):
+    """Frames/s (sorted, one per repeat) of the analysis without psi with the frames split into
+    `workers` chunks analysed at once by as many processes of one torch thread each (the
+    `diffloc analyze --workers` layout), after a warm-up round; and the localisations."""
+    n = len(frames)
+    bounds = [(i * n // workers, (i + 1) * n // workers) for i in range(workers)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, context, _pool_init, ((phi, frames, camera, settings),)
+    ) as pool:
+        list(pool.map(_pool_chunk, *zip(*bounds, strict=True)))
+        rates, found = [], 0
+        for _ in range(repeats):
+            began = time.perf_counter()
+            found = sum(pool.map(_pool_chunk, *zip(*bounds, strict=True)))
+            rates.append(n / (time.perf_counter() - began))
+    return sorted(rates), found
+
+
 def tiled_kde(phi, photons: np.ndarray, tiling: Tiling) -> np.ndarray:
     """phi on overlapping tiles (zero beyond the frame), stitched from the tiles' cores."""
     n = len(photons)
@@ -68,6 +131,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of the analysis")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes of the multi-process measurement"
+    )
     parser.add_argument("--psi-tiles", type=int, default=1, help="tiles psi samples (0: skip)")
     parser.add_argument(
         "--models",
@@ -97,7 +163,7 @@ def main() -> None:
         phi_name = "fixed-filter phi"
     settings = detector_settings(cfg)
     analysis = analyze_settings(cfg["analyze"], cfg, 0, cfg)
-    print(f"hardware: {hardware()}")
+    print(f"hardware: {hardware()}; {host_reference()}")
     print(f"movie: {args.frames} frames of {SIZE} x {SIZE} px, {len(movie.truth)} emitters; "
           f"{phi_name} ({phi.head}, {sum(p.numel() for p in phi.parameters())} parameters), "
           f"detector {settings.detector}, position "
@@ -116,9 +182,18 @@ def main() -> None:
             for _ in range(args.repeats)
         )
         one = min(args.frames, 64)
+        pool_rates, pool_found = pooled_rate(
+            phi, movie.frames, camera, analysis, args.workers, args.repeats
+        )
         per_frame = sum(
             localise(phi, movie.frames[i : i + 1], camera, analysis)[0] for i in range(one)
         )
+        print(f"analysis without psi (phi + detection + fits + {analysis.position} "
+              f"position), {args.workers} processes of 1 torch thread on {args.workers} chunks "
+              f"at once (diffloc analyze's default layout on {args.workers} cores), "
+              f"{args.repeats} runs: median {np.median(pool_rates):.0f} frames/s (slowest "
+              f"{pool_rates[0]:.0f}, fastest {pool_rates[-1]:.0f}; {pool_found} localisations); "
+              f"target >= 200 frames/s")  # fmt: skip
         print(f"analysis without psi (phi + detection + fits + {analysis.position} "
               f"position), batched whole frames, {args.repeats} runs: median "
               f"{np.median(rates):.0f} frames/s (slowest {rates[0]:.0f}, fastest {rates[-1]:.0f}; "

@@ -26,6 +26,7 @@ from diffloc.analyze.jobs import analysis_card
 from diffloc.analyze.localise import fit_localisations
 from diffloc.analyze.outputs import OUTPUT_FILES
 from diffloc.analyze.synthetic import analytic_phi, synthetic_movie
+from diffloc.analyze.workers import auto_workers
 from diffloc.data.exports import PICASSO_DTYPE
 from diffloc.data.files import read_table
 from diffloc.data.models import save_model
@@ -106,9 +107,11 @@ def camera_args(root) -> list[str]:
 
 
 def run_cli(movie_path, models_dir, out, extra=(), camera_root=None) -> int:
+    """The CLI on 2 chunks (3 + 1 frames), in this process unless `extra` names --workers."""
     args = ["analyze", str(movie_path), "--models", str(models_dir), "--out", str(out)]
     args += ["--pixel-size", str(PIXEL), "--no-progress", "--chunk-frames", "3"]
-    return main(args + camera_args(camera_root or movie_path.parent) + list(extra))
+    workers = [] if "--workers" in extra else ["--workers", "1"]
+    return main(args + camera_args(camera_root or movie_path.parent) + workers + list(extra))
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +133,40 @@ def test_every_output_is_written(analysed):
     render = tifffile.imread(analysed / "render.tif")
     assert render.shape == (4 * SIZE, 4 * SIZE) and render.dtype == np.float32
     assert np.isfinite(tifffile.imread(analysed / "render_psi_std.tif")).all()
+
+
+def test_worker_processes_give_the_outputs_of_one_process(analysed, models, movie, tmp_path):
+    """--workers 2: the first chunk (with psi's frames) is analysed here, the second at the same
+    time by a spawned helper process; every output equals the one-process run's."""
+    out = tmp_path / "out"
+    assert (
+        run_cli(movie[0] / "movie.tif", models[0], out, ["--psi-frames", "2", "--workers", "2"])
+        == 0
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "localisations.parquet"),
+        pd.read_parquet(analysed / "localisations.parquet"),
+    )
+    for name in ("render.tif", "render_psi_mean.tif", "render_psi_std.tif"):
+        np.testing.assert_array_equal(tifffile.imread(out / name), tifffile.imread(analysed / name))
+    a, b = (read_table(d / "localisations.parquet")[1] for d in (out, analysed))
+    assert a == b
+
+
+def test_a_worker_error_fails_with_one_message_and_no_output(models, movie, tmp_path, capsys):
+    """A NaN pixel in the second chunk, met by the helper process: one message, no output."""
+    frames = movie[1].frames.copy()
+    frames[3, 5, 7] = np.nan
+    path = tmp_path / "nan.tif"
+    tifffile.imwrite(path, frames, photometric="minisblack")
+    out = tmp_path / "out"
+    extra = ["--psi-frames", "0", "--workers", "2"]
+    assert run_cli(path, models[0], out, extra, movie[0]) == 2
+    err = capsys.readouterr().err
+    assert "NaN or infinite pixel" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+    assert run_cli(movie[0] / "movie.tif", models[0], out, ["--workers", "0"]) == 2
+    assert "--workers must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_without_psi_maps_psi_gives_the_same_localisations_intervals_and_no_renders(
@@ -562,3 +599,9 @@ def test_workflow_analyze_target_dry_runs_in_frame_chunks(movie, tmp_path):
     )
     assert jobs["analyze_chunk"] == "2" and jobs["analyze_merge"] == "1"
     assert jobs["analysis_card"] == "1"
+
+
+def test_workers_fill_the_cores_the_process_may_use(monkeypatch):
+    """One worker per `threads` of the affinity mask's cores, at least one."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
+    assert [auto_workers(t) for t in (1, 2, 3, 8)] == [5, 2, 1, 1]

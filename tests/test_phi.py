@@ -31,6 +31,25 @@ def test_channels_last_gives_the_same_output():
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("head", ["resize_conv", "pixel_shuffle"])
+@pytest.mark.parametrize("dilations", [[1], [1, 2], [1, 2, 4, 8, 16]])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_predict_is_the_clamped_forward(head, dilations, layout):
+    """predict's in-place context gives forward's output (clamped), in either memory layout."""
+    model = _model(head=head, dilations=dilations).eval().to(memory_format=layout)
+    for m in model.modules():  # BatchNorm statistics away from the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = (torch.rand(3, 1, 24, 20) * 40).contiguous(memory_format=layout)
+    with torch.inference_mode():
+        model.out.bias -= model(x).median()  # outputs on both sides of the clamp's 0
+        expected = model.clamp(model(x))
+    got = model.predict(x)
+    assert 0 < (got == 0).float().mean() < 1
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_loss_is_taken_before_the_clamp():
     model = _model()
     with torch.no_grad():

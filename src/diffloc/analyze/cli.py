@@ -11,20 +11,21 @@ import sys
 from pathlib import Path
 
 import yaml
-from tqdm import tqdm
 
 from diffloc.analyze.card import read_card
 from diffloc.analyze.localise import POSITIONS, SIGNIFICANCE
 from diffloc.analyze.outputs import write_outputs
 from diffloc.analyze.pipeline import merge_chunks
-from diffloc.analyze.session import open_analysis, run_chunk
+from diffloc.analyze.session import open_analysis
 from diffloc.analyze.settings import DEFAULTS, psi_frame_count
+from diffloc.analyze.workers import analyse_chunks, auto_workers
 from diffloc.config import ConfigError
 from diffloc.data.files import DataError
 
 log = logging.getLogger("diffloc")
 
 CAMERA_KEYS = ("gain", "offset", "readout_var", "em_gain")
+CLI_THREADS = 1  # torch threads per worker: one process per core (analyze.workers)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -127,7 +128,18 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="analysis config (detector, sampler); default: the models' own",
     )
-    p.add_argument("--threads", type=int, default=DEFAULTS["threads"], help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=CLI_THREADS,
+        help="torch CPU threads per worker process",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes analysing chunks at once (default: the available cores / --threads)",
+    )
     p.add_argument("--device", default=DEFAULTS["device"], choices=["auto", "cpu", "cuda"])
     p.add_argument(
         "--seed", type=int, default=None, help="seed of psi's samples (default: the models')"
@@ -172,6 +184,11 @@ def analyze(args: argparse.Namespace) -> None:
             raise ValueError(f"{args.config}: not a diffloc config, it lacks {missing}")
     if args.chunk_frames < 1:
         raise ValueError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    workers = auto_workers(args.threads) if args.workers is None else args.workers
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
     analyze_cfg = {
         "pixel_size_nm": args.pixel_size,
         "psf_sigma_nm": args.psf_sigma_nm,
@@ -187,14 +204,14 @@ def analyze(args: argparse.Namespace) -> None:
     }
     camera = camera_settings(args)
     seed = args.seed if args.seed is not None else int(read_card(args.models)["seed"])
-    analysis = open_analysis(args.movie, args.models, camera, analyze_cfg, seed, config)
+    open_args = (args.movie, args.models, camera, analyze_cfg, seed, config)
+    analysis = open_analysis(*open_args)
     with analysis.movie as movie:
-        starts = range(0, movie.n_frames, args.chunk_frames)
-        bar = tqdm(starts, desc="analyze", unit="chunk", disable=args.no_progress, file=sys.stderr)
-        parts = [
-            run_chunk(analysis, a, min(a + args.chunk_frames, movie.n_frames), not args.no_progress)
-            for a in bar
+        bounds = [
+            (a, min(a + args.chunk_frames, movie.n_frames))
+            for a in range(0, movie.n_frames, args.chunk_frames)
         ]
+        parts = analyse_chunks(analysis, open_args, bounds, workers, not args.no_progress)
     merged = merge_chunks(parts)
     files = write_outputs(
         merged,

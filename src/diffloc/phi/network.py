@@ -86,6 +86,10 @@ class Phi(nn.Module):
         h = self.context[0](x)
         for block in self.context[1:]:
             h = h + block(torch.cat([h, x], dim=1))
+        return self._head(h)
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        """Pre-activation KDE estimate [B, 1, 4H, 4W] from context features [B, width, H, W]."""
         if self.head == "pixel_shuffle":
             return self.out(
                 self.shuffle_act(nn.functional.pixel_shuffle(self.shuffle(h), self.upsample))
@@ -94,10 +98,34 @@ class Phi(nn.Module):
             h = block(nn.functional.interpolate(h, scale_factor=2, mode="nearest"))
         return self.out(self.refine(h))
 
+    def _context_in_place(self, photons: torch.Tensor) -> torch.Tensor:
+        """`forward`'s context features [B, width, H, W] without autograd: every block reads
+        [h, x] from one buffer in which h is updated in place, so no block concatenates or
+        copies between memory layouts (the same sums in the same order as `forward`)."""
+        x = self.input_norm(photons)
+        width = self.context[0][0].out_channels
+        layout = (
+            torch.channels_last
+            if self.context[-1][0].weight.is_contiguous(memory_format=torch.channels_last)
+            else torch.contiguous_format
+        )
+        b, _, h, w = x.shape
+        both = torch.empty((b, width + 1, h, w), dtype=x.dtype, device=x.device)
+        both = both.contiguous(memory_format=layout)
+        both[:, width:] = x
+        features = both[:, :width]
+        features.copy_(self.context[0](x))
+        for block in self.context[1:-1]:
+            features.add_(block(both))
+        if len(self.context) == 1:
+            return features.contiguous(memory_format=layout)
+        return features + self.context[-1](both)
+
     @torch.inference_mode()
     def predict(self, photons: torch.Tensor) -> torch.Tensor:
-        """KDE estimate yhat in [0, ceiling], [B, 1, 4H, 4W] (HardTanh; eval mode expected)."""
-        return self.clamp(self.forward(photons))
+        """KDE estimate yhat in [0, ceiling], [B, 1, 4H, 4W] (HardTanh; eval mode expected):
+        `forward` clamped, its context computed in place (`_context_in_place`)."""
+        return self.clamp(self._head(self._context_in_place(photons)))
 
 
 def build_phi(cfg: dict, upsample: int, ceiling: float = 1.0) -> Phi:
