@@ -8,6 +8,7 @@ workflow's `analyze` target with frame chunks (dry run), and the console script.
 
 import copy
 import json
+import re
 import subprocess
 
 import h5py
@@ -25,6 +26,7 @@ from diffloc.analyze.frames import Tiling
 from diffloc.analyze.jobs import analysis_card
 from diffloc.analyze.localise import fit_localisations
 from diffloc.analyze.outputs import OUTPUT_FILES
+from diffloc.analyze.settings import em_gain_value
 from diffloc.analyze.synthetic import analytic_phi, synthetic_movie
 from diffloc.analyze.workers import auto_workers
 from diffloc.data.exports import PICASSO_DTYPE
@@ -587,7 +589,7 @@ def test_workflow_analyze_target_dry_runs_in_frame_chunks(movie, tmp_path):
     config = {"movie": str(movie[0] / "movie.tif"), "chunk_frames": 3, "out": str(tmp_path / "o")}
     flow = json.dumps(config)
     result = subprocess.run(
-        ["snakemake", "analyze", "-n", "--cores", "1", "--config", f"analyze={flow}"],
+        ["snakemake", "analyze", "-n", "--cores", "2", "--config", f"analyze={flow}"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -599,9 +601,23 @@ def test_workflow_analyze_target_dry_runs_in_frame_chunks(movie, tmp_path):
     )
     assert jobs["analyze_chunk"] == "2" and jobs["analyze_merge"] == "1"
     assert jobs["analysis_card"] == "1"
+    # threads: the card's calibration analyze.threads (2), each chunk job analyze.job_threads
+    blocks = [b.split("\n\n")[0] for b in stats.split("\nrule ")[1:]]
+    threads = {b.split(":")[0]: re.findall(r"threads: (\d+)", b) for b in blocks}
+    assert threads["analysis_card"] == ["2"]
+    assert threads["analyze_chunk"] == []  # Snakemake prints no threads line for one thread
 
 
 def test_workers_fill_the_cores_the_process_may_use(monkeypatch):
     """One worker per `threads` of the affinity mask's cores, at least one."""
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
     assert [auto_workers(t) for t in (1, 2, 3, 8)] == [5, 2, 1, 1]
+
+
+def test_em_gain_reads_yaml_null_from_the_command_line():
+    """`snakemake --config analyze='{camera: {em_gain: null}}'` passes the string 'null'."""
+    assert [em_gain_value(v) for v in (None, "null", "None", " ")] == [None] * 4
+    assert em_gain_value("1") == 1.0 and em_gain_value(1) == 1.0
+    for bad in ("abc", True):
+        with pytest.raises(ValueError, match="camera em_gain must be a number or null"):
+            em_gain_value(bad)

@@ -41,7 +41,7 @@ rule analyze_chunk:
         models=ANALYZE_MODELS,
         frames=analyze_frames,
         camera=ANALYZE["camera"],
-        analyze=ANALYZE,
+        analyze={**ANALYZE, "threads": ANALYZE["job_threads"]},
         config=ANALYSIS_CONFIG,
         seed=config["seed"],
     wildcard_constraints:
@@ -50,7 +50,7 @@ rule analyze_chunk:
         f"{ANALYZE_OUT}/logs/chunk_{{chunk}}.log",
     benchmark:
         f"{ANALYZE_OUT}/benchmarks/chunk_{{chunk}}.tsv"
-    threads: ANALYZE["threads"]
+    threads: ANALYZE["job_threads"]
     resources:
         gpu=1,
         mem_mb=8000,

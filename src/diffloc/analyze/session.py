@@ -15,7 +15,12 @@ import torch
 
 from diffloc.analyze.card import check_compatible, read_card
 from diffloc.analyze.pipeline import ChunkResult, analyze_chunk
-from diffloc.analyze.settings import AnalyzeSettings, analyze_settings, camera_value
+from diffloc.analyze.settings import (
+    AnalyzeSettings,
+    analyze_settings,
+    camera_value,
+    em_gain_value,
+)
 from diffloc.data.condition import Condition
 from diffloc.data.models import load_model
 from diffloc.data.movies import Movie, open_movie, read_camera
@@ -95,7 +100,7 @@ def open_analysis(
         cam = read_camera(
             opened.shape,
             **{k: camera_value(camera.get(k), k) for k in ("gain", "offset", "readout_var")},
-            em_gain=None if camera.get("em_gain") is None else float(camera["em_gain"]),
+            em_gain=em_gain_value(camera.get("em_gain")),
         )
         device = resolve_device(settings.device)
         phi, _ = load_model(models / card["phi_file"], load_phi_model)

@@ -14,7 +14,8 @@ from diffloc.analyze.recalibration import UNCERTAINTY_LEVEL
 from diffloc.localize.detection import DetectorSettings, detector_settings
 
 # The `analyze` config keys that shape the computation (the rest name files), with the CLI's
-# defaults, equal to config/config.yaml's.
+# defaults, equal to config/config.yaml's (threads: the card's calibration; the CLI runs one
+# process per core of analyze.cli.CLI_THREADS threads, the workflow's chunk jobs job_threads).
 DEFAULTS = {
     "pixel_size_nm": 108.3,
     "psf_sigma_nm": None,
@@ -58,7 +59,7 @@ class AnalyzeSettings:
     significance: str  # wald: fitted photons / sqrt(CRLB of photons) | score: score test's z
     levels: tuple[float, ...]  # central intervals of psi's position spread (0.68 among them)
     interval_scales: dict | None  # the card's position_calibration (None: psi's own intervals)
-    threads: int  # torch CPU threads of phi (psi: sampler["threads"])
+    threads: int  # torch CPU threads of the analysis (phi and psi)
     device: str  # auto | cpu | cuda
     seed: int
 
@@ -188,3 +189,16 @@ def camera_value(value: float | str | os.PathLike, name: str) -> float | Path:
         return float(str(value))
     except ValueError:
         return Path(value)
+
+
+def em_gain_value(value: float | str | None) -> float | None:
+    """The camera's EM gain as given on a command line or in a config: None (also 'null' or
+    'none', as `snakemake --config` passes YAML's null) or a number."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("null", "none", "")):
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    except ValueError:
+        raise ValueError(f"camera em_gain must be a number or null, got {value!r}") from None
