@@ -1,7 +1,7 @@
 """`diffloc analyze MOVIE.tif --models DIR --out DIR ...`: the command-line entry point.
 
 Runs the same code as the workflow's `analyze` target (open and check, chunks of frames, merge,
-all-or-nothing outputs) in one process. Bad input ends with one line on stderr naming the
+all-or-nothing outputs), its chunks on this process and helper processes (analyze.workers). Bad input ends with one line on stderr naming the
 problem (no traceback) and exit status 2; nothing is written.
 """
 
@@ -25,7 +25,7 @@ from diffloc.data.files import DataError
 log = logging.getLogger("diffloc")
 
 CAMERA_KEYS = ("gain", "offset", "readout_var", "em_gain")
-CLI_THREADS = 1  # torch threads per worker: one process per core (analyze.workers)
+CLI_THREADS = 1  # torch threads per worker process: one process per core (analyze.workers)
 
 
 def parser() -> argparse.ArgumentParser:
