@@ -1,8 +1,9 @@
 """`diffloc analyze MOVIE.tif --models DIR --out DIR ...`: the command-line entry point.
 
 Runs the same code as the workflow's `analyze` target (open and check, chunks of frames, merge,
-all-or-nothing outputs), its chunks on this process and helper processes (analyze.workers). Bad input ends with one line on stderr naming the
-problem (no traceback) and exit status 2; nothing is written.
+all-or-nothing outputs), the chunks on this process and helper processes (analyze.workers).
+Bad input ends with one line on stderr naming the problem (no traceback) and exit status 2;
+nothing is written.
 """
 
 import argparse
