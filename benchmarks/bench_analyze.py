@@ -100,7 +100,10 @@ def _pool_chunk(start: int, stop: int) -> int:
 def pooled_rate(phi, frames, camera, settings: AnalyzeSettings, workers: int, repeats: int):
     """Frames/s (sorted, one per repeat) of the analysis without psi with the frames split into
     `workers` chunks analysed at once by as many processes of one torch thread each (the
-    `diffloc analyze --workers` layout), after a warm-up round; and the localisations."""
+    `diffloc analyze --workers` layout), after a warm-up round; and the localisations. The
+    steady state only: analyze.workers.analyse_chunks also opens a movie file and a models
+    folder and pays the helpers' start-up on every call, which the end-to-end timing in the
+    README covers."""
     n = len(frames)
     bounds = [(i * n // workers, (i + 1) * n // workers) for i in range(workers)]
     context = multiprocessing.get_context("spawn")

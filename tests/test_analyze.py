@@ -153,6 +153,13 @@ def test_worker_processes_give_the_outputs_of_one_process(analysed, models, movi
         np.testing.assert_array_equal(tifffile.imread(out / name), tifffile.imread(analysed / name))
     a, b = (read_table(d / "localisations.parquet")[1] for d in (out, analysed))
     assert a == b
+    for name in ("localisations_thunderstorm.csv", "localisations_picasso.yaml", "render.png"):
+        assert (out / name).read_bytes() == (analysed / name).read_bytes()
+    with (
+        h5py.File(out / "localisations_picasso.hdf5") as f,
+        h5py.File(analysed / "localisations_picasso.hdf5") as g,
+    ):
+        np.testing.assert_array_equal(f["locs"][()], g["locs"][()])
 
 
 def test_a_worker_error_fails_with_one_message_and_no_output(models, movie, tmp_path, capsys):
@@ -169,6 +176,13 @@ def test_a_worker_error_fails_with_one_message_and_no_output(models, movie, tmp_
     assert not out.exists() or not any(out.iterdir())
     assert run_cli(movie[0] / "movie.tif", models[0], out, ["--workers", "0"]) == 2
     assert "--workers must be >= 1, got 0" in capsys.readouterr().err
+    assert run_cli(movie[0] / "movie.tif", models[0], out, ["--threads", "0"]) == 2
+    assert "--threads must be >= 1, got 0" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert run_cli(movie[0] / "movie.tif", models[0], out, ["--device", "cuda"]) == 2
+        err = capsys.readouterr().err
+        assert "--device cuda: config asks for device 'cuda'" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_without_psi_maps_psi_gives_the_same_localisations_intervals_and_no_renders(
@@ -609,9 +623,11 @@ def test_workflow_analyze_target_dry_runs_in_frame_chunks(movie, tmp_path):
 
 
 def test_workers_fill_the_cores_the_process_may_use(monkeypatch):
-    """One worker per `threads` of the affinity mask's cores, at least one."""
+    """One worker per `threads` of the affinity mask's cores, at least one; one on a GPU."""
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
-    assert [auto_workers(t) for t in (1, 2, 3, 8)] == [5, 2, 1, 1]
+    cpu = torch.device("cpu")
+    assert [auto_workers(t, cpu) for t in (1, 2, 3, 8)] == [5, 2, 1, 1]
+    assert auto_workers(1, torch.device("cuda")) == 1
 
 
 def test_em_gain_reads_yaml_null_from_the_command_line():

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 import diffloc
+from diffloc.runtime import usable_cores
 
 
 def versions() -> dict[str, str]:
@@ -74,7 +75,7 @@ def machine() -> dict[str, str]:
 def hardware() -> str:
     """One line for a benchmark's output: CPU model, usable cores, torch threads and version,
     numpy version, and the CUDA device with its CUDA and cuDNN versions (or "no CUDA")."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     gpu = "no CUDA"
     if torch.cuda.is_available():
         gpu = (

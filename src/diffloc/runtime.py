@@ -71,6 +71,14 @@ def parse_allocation(line: str) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S+)", fields))
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (what SLURM or taskset grant), or
+    the machine's count where there is no mask (not Linux)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Pin torch's intra-op threads so vectorised kernels split work identically on any machine."""

@@ -22,6 +22,7 @@ from diffloc.analyze.settings import DEFAULTS, psi_frame_count
 from diffloc.analyze.workers import analyse_chunks, auto_workers
 from diffloc.config import ConfigError
 from diffloc.data.files import DataError
+from diffloc.runtime import resolve_device
 
 log = logging.getLogger("diffloc")
 
@@ -139,7 +140,8 @@ def parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=None,
-        help="processes analysing chunks at once (default: the available cores / --threads)",
+        help="processes analysing chunks at once (default: the usable cores / --threads; 1 on "
+        "a GPU)",
     )
     p.add_argument("--device", default=DEFAULTS["device"], choices=["auto", "cpu", "cuda"])
     p.add_argument(
@@ -187,7 +189,11 @@ def analyze(args: argparse.Namespace) -> None:
         raise ValueError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    workers = auto_workers(args.threads) if args.workers is None else args.workers
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as error:  # cuda asked for, none there: bad input, not a crash
+        raise ValueError(f"--device {args.device}: {error}") from None
+    workers = auto_workers(args.threads, device) if args.workers is None else args.workers
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     analyze_cfg = {

@@ -11,33 +11,29 @@ during the fits.
 
 import logging
 import multiprocessing
-import os
 import sys
 import threading
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
+import torch
 from tqdm import tqdm
 
 from diffloc.analyze.pipeline import ChunkResult
 from diffloc.analyze.session import Analysis, open_analysis, run_chunk
+from diffloc.runtime import usable_cores
 
 log = logging.getLogger(__name__)
 
 _worker_analysis: Analysis | None = None  # this worker process's open analysis
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask: what SLURM or taskset grant)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def auto_workers(threads: int) -> int:
-    """Worker processes that fill the available cores with `threads` torch threads each."""
-    return max(1, available_cores() // max(1, threads))
+def auto_workers(threads: int, device: torch.device) -> int:
+    """Worker processes that fill the usable cores with `threads` torch threads each; one on a
+    CUDA device (the GPU does phi's and psi's work; more processes would each hold a context)."""
+    if device.type == "cuda":
+        return 1
+    return max(1, usable_cores() // max(1, threads))
 
 
 def _open_worker(open_args: tuple) -> None:

@@ -103,6 +103,8 @@ class Phi(nn.Module):
         [h, x] from one buffer in which h is updated in place, so no block concatenates or
         copies between memory layouts (the same sums in the same order as `forward`)."""
         x = self.input_norm(photons)
+        if len(self.context) == 1:
+            return self.context[0](x)
         width = self.context[0][0].out_channels
         layout = (
             torch.channels_last
@@ -117,9 +119,7 @@ class Phi(nn.Module):
         features.copy_(self.context[0](x))
         for block in self.context[1:-1]:
             features.add_(block(both))
-        if len(self.context) == 1:
-            return features.contiguous(memory_format=layout)
-        return features + self.context[-1](both)
+        return features + self.context[-1](both)  # out of place: a contiguous result
 
     @torch.inference_mode()
     def predict(self, photons: torch.Tensor) -> torch.Tensor:
