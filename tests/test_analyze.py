@@ -25,6 +25,7 @@ from diffloc.analyze.cli import main
 from diffloc.analyze.frames import Tiling
 from diffloc.analyze.jobs import analysis_card
 from diffloc.analyze.localise import fit_localisations
+from diffloc.analyze.nulls import with_nulls
 from diffloc.analyze.outputs import OUTPUT_FILES
 from diffloc.analyze.settings import em_gain_value
 from diffloc.analyze.synthetic import analytic_phi, synthetic_movie
@@ -244,6 +245,26 @@ def test_localisations_match_the_truth_in_both_exports(analysed, movie):
     )
 
 
+def test_a_chunk_without_emitters_gives_no_localisations_not_an_error(models, movie, tmp_path):
+    """Three background-only frames first (one whole chunk: a dark start, a bleached end), psi
+    on them too: the analysis runs, the dark frames hold no localisation, both exports and the
+    renders are written; the lit frames keep their localisations."""
+    camera = camera_maps()
+    dark = camera.sample(np.full((3, SIZE, SIZE), 10.0), np.random.default_rng(11))
+    frames = np.concatenate([dark, tifffile.imread(movie[0] / "movie.tif")])
+    path = tmp_path / "dark_first.tif"
+    tifffile.imwrite(path, frames.astype(np.float32), photometric="minisblack")
+    out = tmp_path / "out"
+    extra = ["--psi-frames", "4"]
+    assert run_cli(path, models[0], out, extra, camera_root=movie[0]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES.values())
+    table = pd.read_parquet(out / "localisations.parquet")
+    assert len(table) > 0 and table["frame"].min() >= 3
+    ts = pd.read_csv(out / "localisations_thunderstorm.csv")
+    with h5py.File(out / "localisations_picasso.hdf5") as handle:
+        assert len(handle["locs"]) == len(ts) == len(table)
+
+
 def test_console_script_and_workflow_agree_on_files(models, movie, tmp_path):
     out = tmp_path / "out"
     cmd = [
@@ -422,6 +443,45 @@ def test_position_fit_attains_the_crlb(i0):
     bound = crlb(tu, tv, np.full(n, i0), camera, SIGMA, 20.0)[:, :2].sum(axis=1)
     assert rmse == pytest.approx(np.sqrt(bound.mean()), rel=0.1)
     assert np.mean(out["photons"]) == pytest.approx(i0, rel=0.05)
+
+
+@pytest.mark.parametrize("significance", ["wald", "score"])
+def test_a_frames_localisations_do_not_depend_on_the_other_frames_of_its_chunk(significance):
+    """A crowded sCMOS movie (1 emitter per um^2: pairs, residual rounds, duplicates merged),
+    detections jittered by 0.5 px, every third left for the residual search, every seventh given
+    twice, none in frame 4: fitted as one chunk and frame by frame, every output is identical
+    (chunking and checkpoints cannot change results). Once the neighbours' light in the bounds
+    came from pairs found before the last fits, whose number of passes depended on the chunk,
+    and a frame whose detections all failed the test was searched only in a chunk with others."""
+    camera = camera_maps(12)
+    made = synthetic_movie(
+        n_frames=12, size=SIZE, density_per_um2=1.0,
+        photons={"dist": "loguniform", "low": 150, "high": 3000}, background=20.0,
+        camera=camera, pixel_size_nm=PIXEL, sigma_x=SIGMA, seed=13,
+    )  # fmt: skip
+    t = made.truth.iloc[np.arange(len(made.truth)) % 3 != 0]
+    t = pd.concat([t, t.iloc[::7]]).sort_values("frame", kind="stable")
+    t = t[t["frame"] != 4]  # phi found nothing there: the residual search alone
+    rng = np.random.default_rng(14)
+    counts = camera.poisson_counts(made.frames, clip=False)
+    frame = t["frame"].to_numpy()
+    u, v = (t[k].to_numpy() + rng.normal(0, 0.5, len(t)) for k in ("y_px", "x_px"))  # rows, columns
+    args = (3, SIGMA, "mle", 4.0, 1.0, 2, significance)
+    whole = fit_localisations(counts, camera, frame, u, v, *args)
+    parts = []
+    for f in range(len(counts)):
+        mine = frame == f
+        one = fit_localisations(counts[f : f + 1], camera, frame[mine] - f, u[mine], v[mine], *args)
+        one["image"] = one["image"] + f
+        one["detection"] = np.append(np.flatnonzero(mine), -1)[one["detection"]]  # -1 stays
+        parts.append(one)
+    assert (whole["detection"] == -1).sum() > 0  # the residual search found some
+    assert (whole["image"] == 4).sum() > 10
+    assert (whole["detection"] >= 0).sum() < len(t)  # duplicates merged
+    for f, part in enumerate(parts):
+        mine = whole["image"] == f
+        for key, value in whole.items():
+            np.testing.assert_array_equal(value[mine], part[key], err_msg=f"frame {f}: {key}")
 
 
 def _noise_free(emitters: np.ndarray, camera: Camera, background: float) -> np.ndarray:
@@ -620,6 +680,24 @@ def test_workflow_analyze_target_dry_runs_in_frame_chunks(movie, tmp_path):
     threads = {b.split(":")[0]: re.findall(r"threads: (\d+)", b) for b in blocks}
     assert threads["analysis_card"] == ["2"]
     assert threads["analyze_chunk"] == []  # Snakemake prints no threads line for one thread
+
+
+def test_workflow_reads_null_from_the_command_line(movie):
+    """`--config analyze='{models: null, out: null, ...}'` passes the strings 'null': read as a
+    config file's null (the run's own models and output folder), not as paths named 'null'."""
+    nulls = {"models": None, "out": None, "psf_sigma_nm": None, "camera": {"em_gain": None}}
+    flow = json.dumps({"movie": str(movie[0] / "movie.tif"), **nulls})
+    result = subprocess.run(
+        ["snakemake", "analyze", "-n", "--cores", "2", "--config", f"analyze={flow}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "null/" not in result.stdout and "results/default/analyze/movie/chunks" in result.stdout
+    assert with_nulls({"models": "null", "out": "None", "psf_sigma_nm": " ", "min_snr": "null",
+                       "camera": {"em_gain": "null", "gain": 2.0}}) == {
+        "models": None, "out": None, "psf_sigma_nm": None, "min_snr": "null",
+        "camera": {"em_gain": None, "gain": 2.0},
+    }  # fmt: skip
 
 
 def test_workers_fill_the_cores_the_process_may_use(monkeypatch):

@@ -17,7 +17,7 @@ from scipy import stats
 from test_analyze import analysed, models, movie, run_cli  # noqa: F401 (fixtures)
 
 from diffloc.analyze.calibration_movie import calibration_levels, measure_interval_scales
-from diffloc.analyze.card import read_card
+from diffloc.analyze.card import build_card, read_card
 from diffloc.analyze.jobs import analysis_card
 from diffloc.analyze.names import DETECTION_KEYS
 from diffloc.analyze.recalibration import (
@@ -288,3 +288,61 @@ def test_an_analysis_off_the_calibrated_background_is_warned_about(models, movie
         if psi_frames:
             assert "calibrated on backgrounds 30-40" in caplog.text
     assert warned == {1: True, 0: False}
+
+
+def test_a_killed_calibration_resumes_from_its_finished_parts(models, tmp_path, monkeypatch):  # noqa: F811
+    """The card's calibration movie in parts of 4 frames: killed in its second part, the rerun
+    reads the first part from the checkpoint and analyses only the rest; the scales equal those
+    of an uninterrupted run, and of the whole movie as one chunk; a part of another calibration
+    is replaced, not reused; writing the card removes the checkpoint."""
+    import diffloc.analyze.calibration_movie as calibration
+
+    root, cfg = models
+    cfg = copy.deepcopy(cfg)
+    cfg["analyze"]["position_calibration"].update(
+        frames=8, size=14, density_per_um2=2.0, photons={"dist": "uniform", "low": 800, "high": 3000},
+        background={"low": 5.0, "high": 15.0}, photon_edges=[], floor_nm=0.0,
+    )  # fmt: skip
+    folder = tmp_path / "models"
+    shutil.copytree(root, folder)
+    phi, psi, card_path = (
+        folder / "sigma_y_3" / "phi.pt",
+        folder / "psi.pt",
+        folder / "analysis.json",
+    )
+    card = build_card(cfg, phi, psi, card_path)
+    parts = calibration.checkpoint_folder(folder)
+    analyse, starts = calibration.analyze_chunk, []
+
+    def counted(frames, first, *args, **kwargs):
+        starts.append(first)
+        if first == 4 and len(starts) == 2 and crash:
+            raise KeyboardInterrupt("killed")
+        return analyse(frames, first, *args, **kwargs)
+
+    monkeypatch.setattr(calibration, "analyze_chunk", counted)
+    crash = True
+    with pytest.raises(KeyboardInterrupt):
+        measure_interval_scales(cfg, card, folder, False)
+    assert sorted(p.name for p in parts.iterdir()) == ["frames_0000.parquet"]
+    crash, starts[:] = False, []
+    resumed = measure_interval_scales(cfg, card, folder, False)
+    assert starts == [4] and sum(resumed["n"]) >= 10
+    calibration.remove_checkpoint(folder)
+    starts[:] = []
+    fresh = measure_interval_scales(cfg, card, folder, False)
+    assert starts == [0, 4] and fresh == resumed
+    other = copy.deepcopy(cfg)
+    other["analyze"]["position_calibration"]["floor_nm"] = 1.0  # another calibration: other key
+    starts[:] = []
+    measure_interval_scales(other, card, folder, False)
+    assert starts == [0, 4]
+    monkeypatch.setattr(calibration, "CHECKPOINT_FRAMES", 8)
+    calibration.remove_checkpoint(folder)
+    whole = measure_interval_scales(cfg, card, folder, False)
+    assert whole["scales"] == resumed["scales"] and whole["n"] == resumed["n"]
+    analysis_card(phi=phi, psi=psi, card=card_path, config=cfg)
+    assert (
+        not parts.exists()
+        and read_card(folder)["position_calibration"]["scales"] == whole["scales"]
+    )

@@ -10,24 +10,34 @@ samples only the tiles owning a localisation; a tile's samples do not depend on 
 tiles share its batch, so the intervals are distributed as with maps); localisations are
 matched one-to-one to the truth within localize.match_radius, those within `EDGE_PX` of the
 frame edge left out, and the floor and scales fitted by `recalibration.fit_interval_scales`.
+
+The movie is analysed in parts of CHECKPOINT_FRAMES frames, each saved to a checkpoint folder
+as it completes, so a killed card job resumes at the first missing part. A frame's
+localisations do not depend on the other frames of its chunk (tests/test_analyze.py), so the
+parts give the result of one chunk.
 """
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from diffloc import seeding
 from diffloc.analyze.names import CALIBRATION_KEYS, DETECTION_KEYS
 from diffloc.analyze.pipeline import analyze_chunk
 from diffloc.analyze.recalibration import UNCERTAINTY_LEVEL, fit_interval_scales
-from diffloc.analyze.settings import analyze_settings
-from diffloc.analyze.synthetic import synthetic_movie
+from diffloc.analyze.settings import AnalyzeSettings, analyze_settings
+from diffloc.analyze.synthetic import SyntheticMovie, synthetic_movie
+from diffloc.config import config_hash
 from diffloc.data.condition import Condition
+from diffloc.data.files import DataError, read_table, save_table
 from diffloc.data.models import load_model
 from diffloc.localize.matching import match_detections
 from diffloc.phi.network import load_phi_model
+from diffloc.physics.camera import Camera
 from diffloc.psi.diffusion import load_psi
 from diffloc.runtime import resolve_device, torch_threads
 from diffloc.simulate.scenes import make_camera
@@ -35,6 +45,7 @@ from diffloc.simulate.scenes import make_camera
 log = logging.getLogger(__name__)
 
 EDGE_PX = 1.5  # LR px: localisations of emitters this close to the frame edge are not scored
+CHECKPOINT_FRAMES = 4  # calibration frames per checkpointed part (minutes of psi on a CPU)
 
 
 def calibration_levels(levels: list[float]) -> list[float]:
@@ -42,12 +53,19 @@ def calibration_levels(levels: list[float]) -> list[float]:
     return sorted({float(c) for c in levels} | {UNCERTAINTY_LEVEL})
 
 
+def checkpoint_folder(models: str | Path) -> Path:
+    """The folder of the calibration's finished parts, beside the card in `models`."""
+    return Path(models) / ".analysis_card.parts"
+
+
 def measure_interval_scales(
     config: dict, card: dict, models: str | Path, progress: bool = True
 ) -> dict | None:
     """Conformal scales of psi's position intervals for the models in `models` (the folder of
     the card being built, `card` still without them) under the full study `config`; None when
-    analyze.position_calibration.frames is 0. Records the movie's settings and its size."""
+    analyze.position_calibration.frames is 0. Records the movie's settings and its size. Parts
+    already in `checkpoint_folder(models)` for the same card, movie and settings are reused;
+    the caller removes the folder once the card is written."""
     pc = config["analyze"]["position_calibration"]
     if int(pc["frames"]) == 0:
         return None
@@ -84,11 +102,13 @@ def measure_interval_scales(
         "position calibration: %d frames of %d x %d px, %d emitters",
         len(movie.frames), size, size, len(movie.truth),
     )  # fmt: skip
+    key = config_hash({"card": card["card_hash"], "calibration": pc, "analyze": analyze})
     with torch_threads(settings.threads):
-        result = analyze_chunk(
-            movie.frames, 0, camera, phi.to(device), psi, settings, device, progress
-        )
-    matched = match_truth(result.table, movie.truth, settings.match_radius / settings.upsample,
+        table = analyse_in_parts(
+            movie, camera, (phi.to(device), psi), settings, device, checkpoint_folder(models), key,
+            progress,
+        )  # fmt: skip
+    matched = match_truth(table, movie.truth, settings.match_radius / settings.upsample,
                           size, settings.pixel_size_nm)  # fmt: skip
     fitted = fit_interval_scales(
         matched, analyze["levels"], list(pc["photon_edges"]), pc["floor_nm"]
@@ -104,6 +124,61 @@ def measure_interval_scales(
         "n_truth": len(movie.truth),
         "detection": {k: analyze[k] for k in DETECTION_KEYS},
     }
+
+
+def analyse_in_parts(
+    movie: SyntheticMovie,
+    camera: Camera,
+    models: tuple,
+    settings: AnalyzeSettings,
+    device: torch.device,
+    folder: Path,
+    key: str,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Localisations of the whole movie (`pipeline.analyze_chunk` with models = (phi, psi)),
+    analysed CHECKPOINT_FRAMES frames at a time; each part is saved to `folder` under its first
+    frame, stamped with `key`, and a part already there with the same key is read instead."""
+    n, tables = len(movie.frames), []
+    for start in range(0, n, CHECKPOINT_FRAMES):
+        stop = min(start + CHECKPOINT_FRAMES, n)
+        path = folder / f"frames_{start:04d}.parquet"
+        table = _finished_part(path, key, (start, stop))
+        if table is None:
+            result = analyze_chunk(
+                movie.frames[start:stop], start, camera, *models, settings, device, progress
+            )
+            table = result.table
+            save_table(table, path, {"key": key, "frames": [start, stop]})
+        log.info("position calibration: frames %d..%d of %d done", start, stop - 1, n)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def _finished_part(path: Path, key: str, frames: tuple[int, int]) -> pd.DataFrame | None:
+    """The part saved at `path` when it holds `frames` of this calibration (`key`), else None
+    (none yet, or one of another card or config, which is then replaced)."""
+    if not path.exists():
+        return None
+    try:
+        table, meta = read_table(path)
+    except DataError as exc:
+        log.warning(
+            "position calibration: %s unreadable (%s); analysing its frames again", path, exc
+        )
+        return None
+    if meta.get("key") != key or meta.get("frames") != list(frames):
+        log.info("position calibration: %s is of another card or config; replacing it", path)
+        return None
+    log.info(
+        "position calibration: frames %d..%d from checkpoint %s", frames[0], frames[1] - 1, path
+    )
+    return table
+
+
+def remove_checkpoint(models: str | Path) -> None:
+    """Remove the calibration's finished parts (after its card is written)."""
+    shutil.rmtree(checkpoint_folder(models), ignore_errors=True)
 
 
 def match_truth(

@@ -107,7 +107,8 @@ def crlb_windows(
         [i0 * gu[:, :, None] * ev[:, None, :], i0 * eu[:, :, None] * gv[:, None, :], psf], axis=1
     )
     weight = inside / np.maximum(rate, MIN_RATE)
-    info = information_matrix(grads.reshape(len(grads), 3, -1), weight.reshape(len(grads), -1))
+    pixels = weight.shape[1] * weight.shape[2]  # explicit: no -1, which is undefined for L = 0
+    info = information_matrix(grads.reshape(len(grads), 3, pixels), weight.reshape(-1, pixels))
     var = np.diagonal(np.linalg.inv(info), axis1=-2, axis2=-1)
     return np.sqrt(var)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffloc.analyze.calibration_movie import measure_interval_scales
+from diffloc.analyze.calibration_movie import measure_interval_scales, remove_checkpoint
 from diffloc.analyze.card import build_card, write_card
 from diffloc.analyze.outputs import write_outputs
 from diffloc.analyze.pipeline import RENDER_KEYS, ChunkResult, merge_chunks
@@ -26,6 +26,7 @@ def analysis_card(*, phi: str | Path, psi: str | Path, card: str | Path, config:
     scales = measure_interval_scales(config, build_card(config, phi, psi, card), Path(card).parent)
     written = build_card(config, phi, psi, card, scales)
     write_card(written, card)
+    remove_checkpoint(Path(card).parent)
     log.info("analysis card %s (hash %s) for %s, %s", card, written["card_hash"], phi, psi)
 
 

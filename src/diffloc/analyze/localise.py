@@ -73,14 +73,14 @@ class _Fits:
 
 def _joint_passes(
     fits: _Fits, r: int, sigma: float, shape: tuple[int, int], first: np.ndarray | None = None
-) -> np.ndarray:
+) -> None:
     """Refit the localisations `first` (bool [L]; default all) and their neighbours with the
     neighbours' light known, then again those whose neighbourhood moved by PASS_CONVERGED, up to
     NEIGHBOUR_PASSES times: block coordinate ascent
     towards the joint MLE of overlapping emitters, one colour class (no two neighbours, see
     `colour_classes`) at a time so each refit sees its neighbours' latest fits. fits.theta is
-    updated; returns the neighbours' light [L, w, w] at the end."""
-    a, b = neighbour_pairs(fits.image, fits.theta[:, 0], fits.theta[:, 1], r + 3 * sigma + 0.5)
+    updated."""
+    a, b = neighbour_pairs(fits.image, fits.theta[:, 0], fits.theta[:, 1], _reach(r, sigma))
     colour = colour_classes(len(fits.theta), a, b)
     active = np.ones(len(fits.theta), bool) if first is None else first.copy()
     active[a[active[b]]] = True
@@ -102,6 +102,18 @@ def _joint_passes(
         active[a[moved[b]]] = True  # a neighbour moved: refit
         if not active.any():
             break
+
+
+def _reach(r: int, sigma: float) -> float:
+    """LR px per axis within which a localisation's light reaches another's window."""
+    return r + 3 * sigma + 0.5
+
+
+def _neighbours_light(fits: _Fits, r: int, sigma: float) -> np.ndarray:
+    """Expected photons [L, w, w] the other localisations of each one's frame put into its
+    window, at their current fits (pairs found at these positions: a localisation's value
+    depends only on its own frame's)."""
+    a, b = neighbour_pairs(fits.image, fits.theta[:, 0], fits.theta[:, 1], _reach(r, sigma))
     return neighbour_light(a, b, fits.theta, fits.top, fits.left, r, sigma)
 
 
@@ -157,8 +169,8 @@ def fit_localisations(
     test = (counts, readout_map, r, sigma, min_snr, significance)
     fits = fits.subset(_significant(fits, np.zeros_like(fits.readout), *test))
     extra = np.zeros_like(fits.readout)
-    if position == "mle" and len(fits.theta):
-        extra = _joint_passes(fits, r, sigma, shape)
+    if position == "mle":  # also without fits: the residual may hold emitters phi missed
+        _joint_passes(fits, r, sigma, shape)
         searched = np.arange(len(counts))  # later rounds: the frames the last one added to
         for _ in range(residual_rounds):
             mine = np.isin(fits.image, searched)
@@ -172,19 +184,13 @@ def fit_localisations(
             searched = np.unique(frame)
             theta = np.column_stack([cu, cv, np.zeros((len(cu), 2))])
             more = _Fits.cut(counts, readout_map, frame, np.full(len(cu), -1), theta, r)
-            everyone = fits.concat(more)
-            a, b = neighbour_pairs(
-                everyone.image, everyone.theta[:, 0], everyone.theta[:, 1], r + 3 * sigma + 0.5
-            )
-            light = neighbour_light(a, b, everyone.theta, everyone.top, everyone.left, r, sigma)[
-                len(fits.theta) :
-            ]
+            light = _neighbours_light(fits.concat(more), r, sigma)[len(fits.theta) :]
             _fit_intensity(more, light, r, sigma)
             fits = fits.concat(more)
             new = np.arange(len(fits.theta)) >= len(fits.theta) - len(more.theta)
-            extra = _joint_passes(fits, r, sigma, shape, new)
-        unique = unique_emitters(fits.image, fits.theta, merge_px)
-        fits, extra = fits.subset(unique), extra[unique]
+            _joint_passes(fits, r, sigma, shape, new)
+        fits = fits.subset(unique_emitters(fits.image, fits.theta, merge_px))
+        extra = _neighbours_light(fits, r, sigma)  # of the kept fits only
     bound = bounds(fits.theta, fits.readout + extra, fits.inside, fits.top, fits.left, r, sigma)
     significant = _significant(fits, extra, *test)
     fits, bound = fits.subset(significant), bound[significant]

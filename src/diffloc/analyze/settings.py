@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffloc.analyze.localise import POSITIONS, SIGNIFICANCE
+from diffloc.analyze.nulls import is_null
 from diffloc.analyze.recalibration import UNCERTAINTY_LEVEL
 from diffloc.localize.detection import DetectorSettings, detector_settings
 
@@ -194,7 +195,7 @@ def camera_value(value: float | str | os.PathLike, name: str) -> float | Path:
 def em_gain_value(value: float | str | None) -> float | None:
     """The camera's EM gain as given on a command line or in a config: None (also 'null' or
     'none', as `snakemake --config` passes YAML's null) or a number."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("null", "none", "")):
+    if is_null(value):
         return None
     try:
         if isinstance(value, bool):

@@ -5,10 +5,11 @@
 import math
 
 from diffloc.analyze.names import CALIBRATION_KEYS, CARD_NAME, CARD_SECTIONS, OUTPUT_FILES
+from diffloc.analyze.nulls import with_nulls
 from diffloc.data.files import DataError
 from diffloc.data.movies import open_movie
 
-ANALYZE = config["analyze"]
+ANALYZE = with_nulls(config["analyze"])  # 'null' from --config analyze='{models: null}' is None
 ANALYZE_MOVIE = ANALYZE["movie"]
 ANALYZE_CARD = f"{RUN}/models/{CARD_NAME}"
 ANALYZE_MODELS = ANALYZE["models"] or f"{RUN}/models"
