@@ -294,7 +294,8 @@ def test_a_killed_calibration_resumes_from_its_finished_parts(models, tmp_path, 
     """The card's calibration movie in parts of 4 frames: killed in its second part, the rerun
     reads the first part from the checkpoint and analyses only the rest; the scales equal those
     of an uninterrupted run, and of the whole movie as one chunk; a part of another calibration
-    is replaced, not reused; writing the card removes the checkpoint."""
+    is replaced, not reused, and an unreadable one analysed again; writing the card removes the
+    checkpoint."""
     import diffloc.analyze.calibration_movie as calibration
 
     root, cfg = models
@@ -328,6 +329,9 @@ def test_a_killed_calibration_resumes_from_its_finished_parts(models, tmp_path, 
     crash, starts[:] = False, []
     resumed = measure_interval_scales(cfg, card, folder, False)
     assert starts == [4] and sum(resumed["n"]) >= 10
+    (parts / "frames_0004.parquet").write_bytes(b"cut short")  # a part the kill truncated
+    starts[:] = []
+    assert measure_interval_scales(cfg, card, folder, False) == resumed and starts == [4]
     calibration.remove_checkpoint(folder)
     starts[:] = []
     fresh = measure_interval_scales(cfg, card, folder, False)

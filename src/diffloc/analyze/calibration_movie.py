@@ -64,7 +64,8 @@ def measure_interval_scales(
     """Conformal scales of psi's position intervals for the models in `models` (the folder of
     the card being built, `card` still without them) under the full study `config`; None when
     analyze.position_calibration.frames is 0. Records the movie's settings and its size. Parts
-    already in `checkpoint_folder(models)` for the same card, movie and settings are reused;
+    already in `checkpoint_folder(models)` for the same card, movie, settings and device type
+    are reused;
     the caller removes the folder once the card is written."""
     pc = config["analyze"]["position_calibration"]
     if int(pc["frames"]) == 0:
@@ -102,7 +103,10 @@ def measure_interval_scales(
         "position calibration: %d frames of %d x %d px, %d emitters",
         len(movie.frames), size, size, len(movie.truth),
     )  # fmt: skip
-    key = config_hash({"card": card["card_hash"], "calibration": pc, "analyze": analyze})
+    # what a part's numbers depend on; device "auto" resolves per node, so the resolved type
+    key = config_hash(
+        {"card": card["card_hash"], "calibration": pc, "analyze": analyze, "device": device.type}
+    )
     with torch_threads(settings.threads):
         table = analyse_in_parts(
             movie, camera, (phi.to(device), psi), settings, device, checkpoint_folder(models), key,
