@@ -29,6 +29,7 @@ def _settings(**kw):
         device="cpu",
         cuda_bf16=False,
         threads=1,
+        augment="none",
     )
     return TrainSettings(**{**base, **kw})
 
@@ -73,9 +74,9 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     assert learning_rate(100, s) == pytest.approx(0.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9])
-def test_killed_run_resumes_to_identical_weights(tmp_path, ema):
-    settings = _settings(ema_decay=ema)
+@pytest.mark.parametrize(("ema", "augment"), [(0.0, "none"), (0.9, "none"), (0.0, "dihedral")])
+def test_killed_run_resumes_to_identical_weights(tmp_path, ema, augment):
+    settings = _settings(ema_decay=ema, augment=augment)
     full = _run(tmp_path, settings, tag="full")
 
     def kill(step):
@@ -106,6 +107,14 @@ def test_a_resume_that_skipped_the_checkpoint_would_differ(tmp_path):
     shorter = _run(tmp_path, _settings(steps=9), tag="short")
     a = next(iter(full.model.state_dict().values()))
     b = next(iter(shorter.model.state_dict().values()))
+    assert not torch.equal(a, b)
+
+
+def test_augmentation_changes_the_training_run(tmp_path):
+    plain = _run(tmp_path, _settings(), tag="plain")
+    flipped = _run(tmp_path, _settings(augment="dihedral"), tag="flipped")
+    a = next(iter(plain.model.state_dict().values()))
+    b = next(iter(flipped.model.state_dict().values()))
     assert not torch.equal(a, b)
 
 

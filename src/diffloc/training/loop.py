@@ -26,6 +26,7 @@ from diffloc.data.files import atomic_path
 from diffloc.data.models import save_model
 from diffloc.provenance import machine, versions
 from diffloc.runtime import resolve_device, torch_threads
+from diffloc.training.augment import augment_batch
 from diffloc.training.batches import Arrays, BatchStream, ShardSource, sequential_batches
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class TrainSettings:
     device: str
     cuda_bf16: bool
     threads: int
+    augment: str
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TrainSettings":
@@ -221,7 +223,12 @@ def train(
             torch.manual_seed(seeding.torch_seed(seed, *key, "dropout", step))
             gen = _generator(device, seeding.torch_seed(seed, *key, "loss", step))
             waited = time.perf_counter()
-            tensors = to_tensors(stream.batch(step), device)
+            batch = augment_batch(
+                stream.batch(step),
+                settings.augment,
+                seeding.rng(seed, *key, "augment", step),
+            )
+            tensors = to_tensors(batch, device)
             data_seconds += time.perf_counter() - waited
             with torch.autocast("cuda", torch.bfloat16, enabled=bf16):
                 loss = loss_fn(model, tensors, gen)
