@@ -135,7 +135,7 @@ def test_training_logs_its_wait_for_batches_and_keeps_its_csv(tmp_path, caplog):
     photons = rng.poisson(5.0, size=(6, 8, 8)).astype(np.float32)
     y = (np.repeat(np.repeat(photons, 4, 1), 4, 2) / 20.0).astype(np.float32)
     sources = [ShardSource(6, lambda: {"photons": photons, "y": y})]
-    settings = TrainSettings(4, 4, 1e-2, 1, 0.0, 1.0, 2, 10, 0.0, "cpu", False, 1)
+    settings = TrainSettings(4, 4, 1e-2, 1, 0.0, 1.0, 2, 10, 0.0, "cpu", False, 1, "none")
     torch.manual_seed(0)
     with caplog.at_level(logging.INFO, logger="diffloc.training.loop"):
         train(
@@ -320,7 +320,7 @@ def test_cuda_bf16_training_steps_run_and_log_the_data_wait(gpu_config, tmp_path
     y = rng.random((32, 32, 32), dtype=np.float32) ** 4
     yhat = np.clip(y + rng.normal(0, 0.05, y.shape), 0, 1).astype(np.float32)
     sources = [ShardSource(32, lambda: {"y": y, "yhat": yhat})]
-    settings = TrainSettings(30, 16, 1e-3, 2, 0.0, 1.0, 10, 100, 0.99, "cuda", True, 1)
+    settings = TrainSettings(30, 16, 1e-3, 2, 0.0, 1.0, 10, 100, 0.99, "cuda", True, 1, "none")
     before = {k: v.clone() for k, v in net.state_dict().items()}
 
     def loss(model, batch, generator):
