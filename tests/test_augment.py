@@ -9,6 +9,7 @@ import pytest
 from diffloc.physics.kde import kde_images
 from diffloc.physics.psf import expected_counts
 from diffloc.training.augment import augment_batch, dihedral_batch, dihedral_transform
+from diffloc.training.loop import TrainSettings
 
 LR, S = 12, 4
 
@@ -84,6 +85,8 @@ def test_the_same_generator_state_gives_the_same_batch():
 def test_bad_settings_and_shapes_are_refused():
     with pytest.raises(ValueError, match=r"train\.augment 'rot'"):
         augment_batch({"y": np.zeros((2, 4, 4))}, "rot", np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"train\.augment 'flip'"):
+        TrainSettings(1, 1, 1e-3, 1, 0.0, 0.0, 1, 1, 0.0, "cpu", False, 1, "flip")
     with pytest.raises(ValueError, match="square images; 'y'"):
         dihedral_batch({"y": np.zeros((2, 4, 5))}, np.random.default_rng(0))
     with pytest.raises(ValueError, match="different image counts"):

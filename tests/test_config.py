@@ -58,6 +58,14 @@ def test_shipped_configs_are_valid():
             r"diffusion\.sampler\.batch_size.*\(10\).*diffusion\.sampler\.k \(50\)",
         ),
         (lambda c: c["phi"]["train"].update(threads=0), r"phi\.train\.threads"),
+        (lambda c: c["phi"]["train"].update(augment="rot90"), r"phi\.train\.augment.*'rot90'"),
+        (
+            lambda c: (
+                c["camera"].update(preset="scmos"),
+                c["diffusion"]["train"].update(augment="dihedral"),
+            ),
+            r"diffusion\.train\.augment.*camera\.preset 'scmos'",
+        ),
         (
             lambda c: c["simulation"]["splits"]["test"].update(shard_size=10_000),
             r"simulation\.splits\.test\.shard_size",

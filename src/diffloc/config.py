@@ -184,6 +184,21 @@ def check_consistency(config: dict) -> None:
     _check_diffusion(config)
     _check_calibration(config)
     _check_position_calibration(config)
+    _check_augment(config)
+
+
+def _check_augment(config: dict) -> None:
+    """phi.train.augment / diffusion.train.augment: dihedral is an exact symmetry of the data only
+    with a scalar camera (an sCMOS map is fixed to the sensor; a flip would move it)."""
+    preset = config["camera"]["preset"]
+    for key in ("phi.train.augment", "diffusion.train.augment"):
+        section, _, _ = key.split(".")
+        if config[section]["train"]["augment"] == "dihedral" and preset != "scalar":
+            raise ConfigError(
+                f"config key '{key}': dihedral flips the images, an exact symmetry only with "
+                f"camera.preset scalar; camera.preset {preset!r} has per-pixel maps fixed to "
+                "the sensor, which a flip would move (use augment: none)"
+            )
 
 
 def _check_position_calibration(config: dict) -> None:

@@ -2,7 +2,8 @@
 
 The forward model has them: an isotropic Gaussian PSF, pixel i spanning [i, i + 1) on both the
 camera and the KDE grid (so a flip maps u -> H - u on both at once), emitters uniform on a
-centred disc and camera noise independent per pixel. Flipping or transposing an image and its
+centred disc and camera noise independent and identical per pixel (a scalar camera: an sCMOS
+map is fixed to the sensor, so `diffloc.config` refuses `dihedral` with one). Flipping or transposing an image and its
 KDE together therefore gives another draw of the same distribution, which the network would
 otherwise have to learn eight times.
 """

@@ -26,7 +26,7 @@ from diffloc.data.files import atomic_path
 from diffloc.data.models import save_model
 from diffloc.provenance import machine, versions
 from diffloc.runtime import resolve_device, torch_threads
-from diffloc.training.augment import augment_batch
+from diffloc.training.augment import AUGMENTS, augment_batch
 from diffloc.training.batches import Arrays, BatchStream, ShardSource, sequential_batches
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,10 @@ class TrainSettings:
     cuda_bf16: bool
     threads: int
     augment: str
+
+    def __post_init__(self):
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"train.augment {self.augment!r}; allowed: {list(AUGMENTS)}")
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TrainSettings":
