@@ -569,8 +569,44 @@ def test_neighbour_pairs_and_colour_classes_against_brute_force():
     assert set(zip(a.tolist(), b.tolist(), strict=True)) == set(
         zip(rows.tolist(), cols.tolist(), strict=True)
     )
-    colour = colour_classes(len(u), a, b)
+    colour = colour_classes(len(u), a, b, index)
     assert (colour >= 0).all() and (colour[a] != colour[b]).all() and len(a) > 100
+    degree = np.bincount(a, minlength=len(u))
+    assert colour.max() <= degree.max()  # greedy: at most (largest degree + 1) colours
+
+
+def test_colour_classes_of_a_chain_are_few_and_each_frame_its_own():
+    """A chain of 40 neighbours ordered by index (detections along a row) needs 2 colours; the
+    greedy colouring gives at most 3 (degree 2 + 1), not one per node. A frame's colours are the
+    same alone as among other frames (analysis chunks cannot change a frame's refit order)."""
+    from diffloc.analyze.crowd import colour_classes
+
+    n = 40
+    a, b = np.arange(n - 1), np.arange(1, n)
+    chain = colour_classes(n, np.concatenate([a, b]), np.concatenate([b, a]), np.zeros(n, int))
+    assert (chain[a] != chain[b]).all() and chain.max() <= 2
+    frames = np.repeat([3, 7], n)  # the chain twice: frame 3, then frame 7
+    a2, b2 = np.concatenate([a, a + n]), np.concatenate([b, b + n])
+    both = colour_classes(2 * n, np.concatenate([a2, b2]), np.concatenate([b2, a2]), frames)
+    np.testing.assert_array_equal(both[:n], chain)
+    np.testing.assert_array_equal(both[n:], chain)
+
+
+def test_two_fits_that_converge_on_one_emitter_leave_one_with_all_its_light():
+    """Two detections 1.2 px apart on either side of one emitter (kept apart by merge_px 1.0,
+    both significant) are refitted onto it; once within merge_px, the dimmer is dropped and the
+    kept one refitted without the other's light: one localisation at the truth with all 1000
+    photons (before, the kept twin kept only its share of them)."""
+    camera = Camera.scalar((20, 20), 2.0, 100.0, 4.0)
+    counts = _noise_free(np.array([[0, 10.3, 9.7, 1000.0]]), camera, 10.0)
+    u, v = np.array([9.7, 10.9]), np.array([9.7, 9.7])
+    out = fit_localisations(
+        counts, camera, np.array([0, 0]), u, v, 3, SIGMA, "mle", 5.0, 1.0, 0, "score"
+    )
+    assert len(out["u"]) == 1
+    np.testing.assert_allclose([out["u"][0], out["v"][0]], [10.3, 9.7], atol=1e-3)
+    assert out["photons"][0] == pytest.approx(1000.0, rel=0.01)
+    assert out["background"][0] == pytest.approx(10.0, rel=0.01)
 
 
 @pytest.mark.parametrize("significance", ["wald", "score"])

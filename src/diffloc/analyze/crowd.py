@@ -113,19 +113,34 @@ def residual_candidates(
     return frame, u + 0.5, v + 0.5
 
 
-def colour_classes(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def colour_classes(n: int, a: np.ndarray, b: np.ndarray, frame: np.ndarray) -> np.ndarray:
     """A colour [n] per node of the graph with edges (a, b) (both orders) such that no edge joins
-    two nodes of one colour: round c colours every uncoloured node whose uncoloured neighbours
-    all have larger indices (an independent set), until all are coloured."""
+    two nodes of one colour, with few colours: the greedy colouring (each node takes the
+    smallest colour none of its neighbours has) in the order of a scrambled priority, built in
+    rounds (Jones and Plassmann 1993): a round colours every uncoloured node whose uncoloured
+    neighbours all have lower priority. At most (largest degree + 1) colours. The priority is a
+    hash of a node's rank among the nodes of its `frame` [n] (edges join nodes of one frame), so
+    a frame's colours do not depend on the other frames; unscrambled, a chain of neighbours
+    ordered by index (detections sorted along a frame's rows) took one round and one colour per
+    node."""
+    order = np.argsort(frame, kind="stable")
+    first = np.searchsorted(frame[order], frame[order], side="left")
+    rank = np.empty(n, np.uint64)
+    rank[order] = (np.arange(n) - first).astype(np.uint64)
+    priority = (rank * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)  # Fibonacci hashing
+    higher = priority[b] > priority[a]  # ties: distinct ranks within a frame give none
     colour = np.full(n, -1)
-    c = 0
     while (colour < 0).any():
         open_ = colour < 0
         blocked = np.zeros(n, bool)
-        edge = open_[a] & open_[b] & (b < a)
-        blocked[a[edge]] = True
-        colour[open_ & ~blocked] = c
-        c += 1
+        blocked[a[open_[a] & open_[b] & higher]] = True
+        now = np.flatnonzero(open_ & ~blocked)
+        where = np.full(n, -1)
+        where[now] = np.arange(len(now))
+        edge = (where[a] >= 0) & ~open_[b]  # a coloured now, b coloured before
+        used = np.zeros((len(now), colour.max(initial=-1) + 2), bool)
+        used[where[a[edge]], colour[b[edge]]] = True
+        colour[now] = np.argmin(used, axis=1)  # the first colour no neighbour has
     return colour
 
 

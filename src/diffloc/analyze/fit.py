@@ -56,13 +56,9 @@ def psf_windows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-axis pixel integrals (eu, ev) [L, w] and their derivatives by the centre (gu, gv)."""
     w = 2 * r + 1
-    lu, lv = u - top, v - left
-    return (
-        pixel_integrals(lu, w, sigma),
-        pixel_integrals(lv, w, sigma),
-        pixel_integral_gradients(lu, w, sigma),
-        pixel_integral_gradients(lv, w, sigma),
-    )
+    centres = np.stack([u - top, v - left], axis=1)  # both axes in one call of each
+    e, g = pixel_integrals(centres, w, sigma), pixel_integral_gradients(centres, w, sigma)
+    return e[:, 0], e[:, 1], g[:, 0], g[:, 1]
 
 
 def fit_photons_background(

@@ -72,16 +72,23 @@ class _Fits:
 
 
 def _joint_passes(
-    fits: _Fits, r: int, sigma: float, shape: tuple[int, int], first: np.ndarray | None = None
-) -> None:
-    """Refit the localisations `first` (bool [L]; default all) and their neighbours with the
-    neighbours' light known, then again those whose neighbourhood moved by PASS_CONVERGED, up to
-    NEIGHBOUR_PASSES times: block coordinate ascent
-    towards the joint MLE of overlapping emitters, one colour class (no two neighbours, see
-    `colour_classes`) at a time so each refit sees its neighbours' latest fits. fits.theta is
-    updated."""
+    fits: _Fits,
+    r: int,
+    sigma: float,
+    shape: tuple[int, int],
+    merge_px: float,
+    first: np.ndarray | None = None,
+) -> _Fits:
+    """The fits after refitting the localisations `first` (bool [L]; default all) and their
+    neighbours with the neighbours' light known, then again those whose neighbourhood moved by
+    PASS_CONVERGED, up to NEIGHBOUR_PASSES times: block coordinate ascent towards the joint MLE
+    of overlapping emitters, one colour class (no two neighbours, see `colour_classes`) at a
+    time so each refit sees its neighbours' latest fits. After each pass, of fits that came
+    within `merge_px` of each other (two fits on one emitter, sharing its light: the ascent
+    crawls along their common direction) only the brightest stays (`unique_emitters`), and it
+    and the neighbours of the dropped ones are refitted, the kept one with all the light."""
     a, b = neighbour_pairs(fits.image, fits.theta[:, 0], fits.theta[:, 1], _reach(r, sigma))
-    colour = colour_classes(len(fits.theta), a, b)
+    colour = colour_classes(len(fits.theta), a, b, fits.image)
     active = np.ones(len(fits.theta), bool) if first is None else first.copy()
     active[a[active[b]]] = True
     for rep in range(NEIGHBOUR_PASSES):
@@ -98,10 +105,22 @@ def _joint_passes(
                 SCORING_ITERATIONS if rep == 0 else PASS_ITERATIONS,
             )  # fmt: skip
             moved[rows] = np.abs(fits.theta[rows, :2] - before).max(axis=1) >= PASS_CONVERGED
+        keep = unique_emitters(fits.image, fits.theta, merge_px)
+        if len(keep) < len(fits.theta):
+            dropped = np.ones(len(fits.theta), bool)
+            dropped[keep] = False
+            moved |= dropped  # its neighbours, the kept twin among them, lose its light
+            new_index = np.full(len(fits.theta), -1)
+            new_index[keep] = np.arange(len(keep))
         active = np.zeros(len(fits.theta), bool)
         active[a[moved[b]]] = True  # a neighbour moved: refit
+        if len(keep) < len(fits.theta):
+            edge = ~dropped[a] & ~dropped[b]
+            a, b = new_index[a[edge]], new_index[b[edge]]
+            fits, colour, active = fits.subset(keep), colour[keep], active[keep]
         if not active.any():
             break
+    return fits
 
 
 def _reach(r: int, sigma: float) -> float:
@@ -170,7 +189,7 @@ def fit_localisations(
     fits = fits.subset(_significant(fits, np.zeros_like(fits.readout), *test))
     extra = np.zeros_like(fits.readout)
     if position == "mle":  # also without fits: the residual may hold emitters phi missed
-        _joint_passes(fits, r, sigma, shape)
+        fits = _joint_passes(fits, r, sigma, shape, merge_px)
         searched = np.arange(len(counts))  # later rounds: the frames the last one added to
         for _ in range(residual_rounds):
             mine = np.isin(fits.image, searched)
@@ -188,7 +207,7 @@ def fit_localisations(
             _fit_intensity(more, light, r, sigma)
             fits = fits.concat(more)
             new = np.arange(len(fits.theta)) >= len(fits.theta) - len(more.theta)
-            _joint_passes(fits, r, sigma, shape, new)
+            fits = _joint_passes(fits, r, sigma, shape, merge_px, new)
         fits = fits.subset(unique_emitters(fits.image, fits.theta, merge_px))
         extra = _neighbours_light(fits, r, sigma)  # of the kept fits only
     bound = bounds(fits.theta, fits.readout + extra, fits.inside, fits.top, fits.left, r, sigma)
