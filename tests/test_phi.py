@@ -50,6 +50,40 @@ def test_predict_is_the_clamped_forward(head, dilations, layout):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("hr_width", [1, 2, 8])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_folded_head_is_the_4x_output_convolution(hr_width, layout):
+    """fold_head (the 4x 3x3 output convolution run at LR on the depth-to-space input) gives the
+    convolution written out at 4x: each HR pixel the bias plus the 3 x 3 neighbourhood of the
+    activated depth-to-space map (zero beyond the image) times the kernel, at every pixel
+    including the image border (non-square frames, random weights)."""
+    torch.manual_seed(hr_width)
+    model = Phi(6, hr_width, [1, 2], head="pixel_shuffle", ceiling=1e6).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+    model = model.to(memory_format=layout)
+    x = (torch.rand(2, 1, 7, 5) * 30).contiguous(memory_format=layout)
+    with torch.inference_mode():
+        h = model._context_in_place(x)
+        hr = torch.nn.functional.leaky_relu(
+            torch.nn.functional.pixel_shuffle(model.shuffle(h), 4), 0.2
+        )
+        padded = torch.nn.functional.pad(hr, (1, 1, 1, 1))
+        w = model.out.weight[0]
+        expected = model.out.bias[0] + sum(
+            w[c, dy, dx] * padded[:, c, dy : dy + 28, dx : dx + 20]
+            for c in range(hr_width)
+            for dy in range(3)
+            for dx in range(3)
+        )
+        got = model.predict(x, fold_head=True)[:, 0]
+        plain = model.predict(x)[:, 0]
+    assert got.shape == (2, 28, 20) and expected.abs().max() > 10
+    torch.testing.assert_close(got, expected.clamp(0, 1e6), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got, plain, rtol=1e-5, atol=1e-4)
+
+
 def test_loss_is_taken_before_the_clamp():
     model = _model()
     with torch.no_grad():

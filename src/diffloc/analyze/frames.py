@@ -30,7 +30,8 @@ def frames_per_pass(shape: tuple[int, int], batch_pixels: int) -> int:
 
 def phi_kde(phi: Phi, photons: np.ndarray, batch_pixels: int, device: torch.device) -> np.ndarray:
     """phi's KDE estimate yhat float32 [N, sH, sW] in [0, 1] of whole photon frames [N, H, W]."""
-    return predict_kde(phi, photons, frames_per_pass(photons.shape[1:], batch_pixels), device)
+    size = frames_per_pass(photons.shape[1:], batch_pixels)
+    return predict_kde(phi, photons, size, device, fold_head=True)
 
 
 @dataclass(frozen=True)

@@ -121,11 +121,44 @@ class Phi(nn.Module):
             features.add_(block(both))
         return features + self.context[-1](both)  # out of place: a contiguous result
 
+    def folded_output(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """pixel_shuffle head: the 4x output convolution as an LR one (weight [16, 16 hr_width,
+        3, 3], bias [16]) whose 16 channels are the output's 4 x 4 sub-pixels (channel 4 a + b:
+        row 4 i + a, column 4 j + b). The activation is elementwise, so it commutes with the
+        depth-to-space; HR pixel 4 i + a + dy - 1 (dy in 0..2) lies in LR row i + floor((a + dy
+        - 1) / 4) at sub-row (a + dy - 1) mod 4, i.e. depth-to-space input channel
+        c 16 + 4 sub-row + sub-column of HR channel c. Zero padding at 4x is zero padding at LR."""
+        weight = self.out.weight[0]  # [hr_width, 3, 3]
+        hr = weight.shape[0]
+        a, b, dy, dx, c = (
+            t.reshape(-1)
+            for t in torch.meshgrid(*(torch.arange(n) for n in (4, 4, 3, 3, hr)), indexing="ij")
+        )
+        rows, cols = a + dy - 1, b + dx - 1  # HR offsets within the LR cell, -1 .. 4
+        ky, kx = (
+            torch.div(rows, 4, rounding_mode="floor") + 1,
+            torch.div(cols, 4, rounding_mode="floor") + 1,
+        )
+        index = (4 * a + b, 16 * c + 4 * (rows % 4) + cols % 4, ky, kx)
+        folded = torch.zeros(16, 16 * hr, 3, 3, dtype=weight.dtype, device=weight.device)
+        folded.index_put_(index, weight[c, dy, dx], accumulate=True)
+        return folded, self.out.bias.repeat(16)
+
     @torch.inference_mode()
-    def predict(self, photons: torch.Tensor) -> torch.Tensor:
+    def predict(self, photons: torch.Tensor, fold_head: bool = False) -> torch.Tensor:
         """KDE estimate yhat in [0, ceiling], [B, 1, 4H, 4W] (HardTanh; eval mode expected):
-        `forward` clamped, its context computed in place (`_context_in_place`)."""
-        return self.clamp(self._head(self._context_in_place(photons)))
+        `forward` clamped, its context computed in place (`_context_in_place`). fold_head (a
+        pixel_shuffle head): the 4x output convolution runs at LR (`folded_output`) before a
+        depth-to-space of one channel, ~2x faster for the head; the same sums in another order
+        (differences ~1e-7 KDE units)."""
+        h = self._context_in_place(photons)
+        if not fold_head or self.head != "pixel_shuffle":
+            return self.clamp(self._head(h))
+        weight, bias = self.folded_output()
+        if h.is_contiguous(memory_format=torch.channels_last):
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        sub = nn.functional.conv2d(self.shuffle_act(self.shuffle(h)), weight, bias, padding=1)
+        return self.clamp(nn.functional.pixel_shuffle(sub.contiguous(), self.upsample))
 
 
 def build_phi(cfg: dict, upsample: int, ceiling: float = 1.0) -> Phi:
@@ -157,9 +190,14 @@ def phi_loss(
 
 
 def predict_kde(
-    model: Phi, photons: np.ndarray, batch_size: int, device: torch.device
+    model: Phi,
+    photons: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    fold_head: bool = False,
 ) -> np.ndarray:
-    """yhat float32 [N, sH, sW] in [0, ceiling] for photon images [N, H, W], in batches."""
+    """yhat float32 [N, sH, sW] in [0, ceiling] for photon images [N, H, W], in batches
+    (fold_head: see `Phi.predict`)."""
     model = model.to(device, memory_format=torch.channels_last).eval()
     n, h, w = photons.shape
     out = np.empty((n, model.upsample * h, model.upsample * w), np.float32)
@@ -168,5 +206,7 @@ def predict_kde(
             np.ascontiguousarray(photons[start : start + batch_size], np.float32)
         )
         chunk = chunk.to(device).unsqueeze(1).contiguous(memory_format=torch.channels_last)
-        torch.from_numpy(out[start : start + len(chunk)]).copy_(model.predict(chunk)[:, 0])
+        torch.from_numpy(out[start : start + len(chunk)]).copy_(
+            model.predict(chunk, fold_head)[:, 0]
+        )
     return out
