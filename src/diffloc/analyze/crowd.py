@@ -127,8 +127,8 @@ def colour_classes(n: int, a: np.ndarray, b: np.ndarray, frame: np.ndarray) -> n
     first = np.searchsorted(frame[order], frame[order], side="left")
     rank = np.empty(n, np.uint64)
     rank[order] = (np.arange(n) - first).astype(np.uint64)
-    priority = (rank * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)  # Fibonacci hashing
-    higher = priority[b] > priority[a]  # ties: distinct ranks within a frame give none
+    priority = rank * np.uint64(0x9E3779B97F4A7C15)  # odd factor: a bijection mod 2^64
+    higher = priority[b] > priority[a]  # no ties: ranks within a frame are distinct
     colour = np.full(n, -1)
     while (colour < 0).any():
         open_ = colour < 0
