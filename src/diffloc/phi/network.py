@@ -132,7 +132,9 @@ class Phi(nn.Module):
         hr = weight.shape[0]
         a, b, dy, dx, c = (
             t.reshape(-1)
-            for t in torch.meshgrid(*(torch.arange(n) for n in (4, 4, 3, 3, hr)), indexing="ij")
+            for t in torch.meshgrid(
+                *(torch.arange(n, device=weight.device) for n in (4, 4, 3, 3, hr)), indexing="ij"
+            )
         )
         rows, cols = a + dy - 1, b + dx - 1  # HR offsets within the LR cell, -1 .. 4
         ky, kx = (
