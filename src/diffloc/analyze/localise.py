@@ -106,15 +106,13 @@ def _joint_passes(
             )  # fmt: skip
             moved[rows] = np.abs(fits.theta[rows, :2] - before).max(axis=1) >= PASS_CONVERGED
         keep = unique_emitters(fits.image, fits.theta, merge_px)
-        if len(keep) < len(fits.theta):
-            dropped = np.ones(len(fits.theta), bool)
-            dropped[keep] = False
-            moved |= dropped  # its neighbours, the kept twin among them, lose its light
-            new_index = np.full(len(fits.theta), -1)
-            new_index[keep] = np.arange(len(keep))
+        dropped = np.ones(len(fits.theta), bool)
+        dropped[keep] = False
+        moved |= dropped  # its neighbours, the kept twin among them, lose its light
         active = np.zeros(len(fits.theta), bool)
         active[a[moved[b]]] = True  # a neighbour moved: refit
-        if len(keep) < len(fits.theta):
+        if dropped.any():
+            new_index = np.cumsum(~dropped) - 1  # positions in `keep` (sorted)
             edge = ~dropped[a] & ~dropped[b]
             a, b = new_index[a[edge]], new_index[b[edge]]
             fits, colour, active = fits.subset(keep), colour[keep], active[keep]

@@ -149,10 +149,10 @@ class Phi(nn.Module):
     @torch.inference_mode()
     def predict(self, photons: torch.Tensor, fold_head: bool = False) -> torch.Tensor:
         """KDE estimate yhat in [0, ceiling], [B, 1, 4H, 4W] (HardTanh; eval mode expected):
-        `forward` clamped, its context computed in place (`_context_in_place`). fold_head (a
-        pixel_shuffle head): the 4x output convolution runs at LR (`folded_output`) before a
+        `forward` clamped, its context computed in place (`_context_in_place`). fold_head: with
+        a pixel_shuffle head the 4x output convolution runs at LR (`folded_output`) before a
         depth-to-space of one channel, ~2x faster for the head; the same sums in another order
-        (differences ~1e-7 KDE units)."""
+        (differences ~1e-7 KDE units). A resize_conv head has nothing to fold and ignores it."""
         h = self._context_in_place(photons)
         if not fold_head or self.head != "pixel_shuffle":
             return self.clamp(self._head(h))
