@@ -2,6 +2,7 @@
 `snakemake --report` call the report rule makes."""
 
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,7 +12,7 @@ import yaml
 from diffloc.config import shard_config
 from diffloc.data.models import save_model
 from diffloc.data.shards import write_shard
-from diffloc.provenance import package_versions
+from diffloc.provenance import package_versions, source_fingerprint, versions
 from diffloc.report.datasets import DATASET_COLUMNS, dataset_table
 from diffloc.report.jobs import report_command, run_info
 from diffloc.simulate.scenes import simulate_shard
@@ -47,6 +48,30 @@ def test_dataset_table_needs_a_shard():
         dataset_table([])
 
 
+def test_source_fingerprint_follows_the_code_not_its_location(tmp_path):
+    """The fingerprint of a package tree: equal for a copy elsewhere, other after one byte of
+    one file changed or a file renamed, blind to files that are not Python; every artifact's
+    versions carry the installed package's."""
+    import shutil
+
+    import diffloc
+
+    package = Path(diffloc.__file__).parent
+    copies = [tmp_path / f"copy{i}" / "diffloc" for i in range(4)]
+    for copy in copies:
+        shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    original = source_fingerprint()
+    assert len(original) == 16 and int(original, 16) >= 0
+    assert source_fingerprint(copies[0]) == original == versions()["diffloc_source"]
+    edited = copies[1] / "physics" / "psf.py"
+    edited.write_bytes(edited.read_bytes().replace(b"erf", b"Erf", 1))
+    (copies[2] / "seeding.py").rename(copies[2] / "seeding2.py")
+    (copies[3] / "notes.txt").write_text("not code")
+    assert source_fingerprint(copies[1]) != original
+    assert source_fingerprint(copies[2]) != original
+    assert source_fingerprint(copies[3]) == original
+
+
 def test_package_versions_cover_every_dependency():
     versions = package_versions()
     assert versions["torch"] == torch.__version__
@@ -78,6 +103,8 @@ def test_run_info_writes_config_versions_datasets_and_machine(tmp_path, shards, 
     assert yaml.safe_load(out["config.yaml"].read_text()) == tiny_config
     versions = pd.read_csv(out["v.tsv"], sep="\t")
     assert list(versions.columns) == ["package", "version"] and "torch" in set(versions.package)
+    source = versions.set_index("package").loc["diffloc source fingerprint", "version"]
+    assert source == source_fingerprint()
     assert pd.read_csv(out["d.tsv"], sep="\t")["images"].tolist() == [24, 5]
 
 

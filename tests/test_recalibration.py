@@ -294,8 +294,8 @@ def test_a_killed_calibration_resumes_from_its_finished_parts(models, tmp_path, 
     """The card's calibration movie in parts of 4 frames: killed in its second part, the rerun
     reads the first part from the checkpoint and analyses only the rest; the scales equal those
     of an uninterrupted run, and of the whole movie as one chunk; a part of another calibration
-    is replaced, not reused, and an unreadable one analysed again; writing the card removes the
-    checkpoint."""
+    or written by other diffloc code is replaced, not reused, and an unreadable one analysed
+    again; writing the card removes the checkpoint."""
     import diffloc.analyze.calibration_movie as calibration
 
     root, cfg = models
@@ -341,6 +341,12 @@ def test_a_killed_calibration_resumes_from_its_finished_parts(models, tmp_path, 
     starts[:] = []
     measure_interval_scales(other, card, folder, False)
     assert starts == [0, 4]
+    measure_interval_scales(cfg, card, folder, False)  # the parts of cfg again
+    starts[:] = []
+    code = calibration.source_fingerprint
+    monkeypatch.setattr(calibration, "source_fingerprint", lambda: "other code")
+    assert measure_interval_scales(cfg, card, folder, False) == resumed and starts == [0, 4]
+    monkeypatch.setattr(calibration, "source_fingerprint", code)
     monkeypatch.setattr(calibration, "CHECKPOINT_FRAMES", 8)
     calibration.remove_checkpoint(folder)
     whole = measure_interval_scales(cfg, card, folder, False)

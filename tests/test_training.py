@@ -146,6 +146,36 @@ def test_checkpoint_of_another_run_is_ignored(tmp_path, caplog):
     assert [r["step"] for r in result.rows] == [4, 8, 10]
 
 
+def test_checkpoint_of_other_code_is_ignored(tmp_path, caplog, monkeypatch):
+    """A checkpoint written by other diffloc source code (same config and data) is not resumed:
+    the rerun trains from step 1; with the same code it resumes after the checkpoint."""
+    import diffloc.training.loop as loop
+
+    def kill(step):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, _settings(), on_step=kill, tag="x")
+    code = loop.source_fingerprint
+    monkeypatch.setattr(loop, "source_fingerprint", lambda: "other code")
+    _run(tmp_path, _settings(), on_step=steps.append, tag="x")
+    assert "written by other diffloc code" in caplog.text and steps[0] == 1
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, _settings(), on_step=kill, tag="y")
+    monkeypatch.setattr(loop, "source_fingerprint", code)
+    steps[:] = []
+    caplog.clear()
+    _run(tmp_path, _settings(), on_step=steps.append, tag="y")
+    assert "written by other diffloc code" in caplog.text and steps[0] == 1
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, _settings(), on_step=kill, tag="z")
+    steps[:] = []
+    _run(tmp_path, _settings(), on_step=steps.append, tag="z")
+    assert steps[0] == 4  # checkpoint at step 3 (checkpoint_every 3), same code: resumed
+
+
 def test_training_reduces_the_validation_loss(tmp_path):
     result = _run(tmp_path, _settings(steps=60, val_every=10, checkpoint_every=100, lr=3e-2))
     losses = [r["val_loss"] for r in result.rows]

@@ -1,5 +1,7 @@
 """What a run was made of, for its report: software versions and the machine its floats came from."""
 
+import functools
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -13,10 +15,30 @@ import diffloc
 from diffloc.runtime import usable_cores
 
 
+def source_fingerprint(root: Path | None = None) -> str:
+    """16 hex digits of a SHA-256 over the relative path and bytes of every .py file under
+    `root` (default: the installed diffloc package): the code that computed a result, which the
+    version number does not track between releases."""
+    root = Path(diffloc.__file__).parent if root is None else Path(root)
+    return _source_fingerprint(root.resolve())
+
+
+@functools.cache
+def _source_fingerprint(root: Path) -> str:
+    """source_fingerprint of the resolved `root`, computed once per process."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def versions() -> dict[str, str]:
-    """Versions of the software that computes an artifact, stored in its metadata."""
+    """Versions of the software that computes an artifact, stored in its metadata (diffloc's
+    with the fingerprint of its source files)."""
     return {
         "diffloc": diffloc.__version__,
+        "diffloc_source": source_fingerprint(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": str(torch.__version__),

@@ -38,6 +38,7 @@ from diffloc.data.models import load_model
 from diffloc.localize.matching import match_detections
 from diffloc.phi.network import load_phi_model
 from diffloc.physics.camera import Camera
+from diffloc.provenance import source_fingerprint
 from diffloc.psi.diffusion import load_psi
 from diffloc.runtime import resolve_device, torch_threads
 from diffloc.simulate.scenes import make_camera
@@ -64,8 +65,8 @@ def measure_interval_scales(
     """Conformal scales of psi's position intervals for the models in `models` (the folder of
     the card being built, `card` still without them) under the full study `config`; None when
     analyze.position_calibration.frames is 0. Records the movie's settings and its size. Parts
-    already in `checkpoint_folder(models)` for the same card, movie, settings and device type
-    are reused;
+    already in `checkpoint_folder(models)` for the same card, movie, settings, device type and
+    diffloc source code are reused;
     the caller removes the folder once the card is written."""
     pc = config["analyze"]["position_calibration"]
     if int(pc["frames"]) == 0:
@@ -103,9 +104,16 @@ def measure_interval_scales(
         "position calibration: %d frames of %d x %d px, %d emitters",
         len(movie.frames), size, size, len(movie.truth),
     )  # fmt: skip
-    # what a part's numbers depend on; device "auto" resolves per node, so the resolved type
+    # what a part's numbers depend on (the code too); device "auto" resolves per node, so the
+    # resolved type
     key = config_hash(
-        {"card": card["card_hash"], "calibration": pc, "analyze": analyze, "device": device.type}
+        {
+            "card": card["card_hash"],
+            "calibration": pc,
+            "analyze": analyze,
+            "device": device.type,
+            "code": source_fingerprint(),
+        }
     )
     with torch_threads(settings.threads):
         table = analyse_in_parts(

@@ -12,7 +12,7 @@ import yaml
 from diffloc.data.files import atomic_path, save_csv
 from diffloc.data.models import read_model_metadata
 from diffloc.provenance import machine as machine_info
-from diffloc.provenance import package_versions
+from diffloc.provenance import package_versions, source_fingerprint
 from diffloc.report.datasets import dataset_table
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,14 @@ def run_info(
     machine: str | Path,
     config: dict,
 ) -> None:
-    """Write the run's `config` as YAML, package versions and per-split dataset counts as TSV,
-    and the machine: the processor and torch build each model was trained on (from its file),
-    the training threads of the config, and this job's own processor and torch settings."""
+    """Write the run's `config` as YAML, package versions (with the fingerprint of diffloc's
+    source files) and per-split dataset counts as TSV, and the machine: the processor and torch
+    build each model was trained on (from its file), the training threads of the config, and
+    this job's own processor and torch settings."""
     with atomic_path(config_yaml) as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    packages = pd.DataFrame(package_versions().items(), columns=["package", "version"])
+    packages = {**package_versions(), "diffloc source fingerprint": source_fingerprint()}
+    packages = pd.DataFrame(packages.items(), columns=["package", "version"])
     save_csv(packages, versions, sep="\t")
     splits = dataset_table(list(zip(npz, parquet, strict=True)))
     save_csv(splits, datasets, sep="\t", float_format="%.4g")

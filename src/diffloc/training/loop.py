@@ -24,7 +24,7 @@ from tqdm import tqdm
 from diffloc import seeding
 from diffloc.data.files import atomic_path
 from diffloc.data.models import save_model
-from diffloc.provenance import machine, versions
+from diffloc.provenance import machine, source_fingerprint, versions
 from diffloc.runtime import resolve_device, torch_threads
 from diffloc.training.augment import AUGMENTS, augment_batch
 from diffloc.training.batches import Arrays, BatchStream, ShardSource, sequential_batches
@@ -175,7 +175,8 @@ def train(
 
     `loss_fn(model, tensors, generator)` returns the scalar loss of one batch; `val_batches()`
     yields the validation set. `fingerprint` identifies the run (config, data); a checkpoint
-    with another fingerprint is ignored (and said so in the log). `on_step(step)` is called
+    with another fingerprint, or written by other diffloc source code
+    (`provenance.source_fingerprint`), is ignored (and said so in the log). `on_step(step)` is called
     after each completed step (tests use it to simulate a kill). Torch runs on `settings.threads`
     CPU threads whatever the job was given: the order of float reductions, and so the weights,
     depend on the thread count, and pinning it keeps them independent of the machine's cores.
@@ -191,7 +192,17 @@ def train(
         start, rows, elapsed, running, running_n = 0, [], 0.0, 0.0, 0
         if checkpoint.exists():
             state = torch.load(checkpoint, map_location=device, weights_only=True)
-            if state.get("fingerprint") == fingerprint:
+            if state.get("fingerprint") != fingerprint:
+                log.warning(
+                    "ignoring checkpoint %s: it belongs to another config or data", checkpoint
+                )
+            elif state.get("code") != source_fingerprint():
+                log.warning(
+                    "ignoring checkpoint %s: it was written by other diffloc code (source "
+                    "fingerprint %s, now %s); training from step 0",
+                    checkpoint, state.get("code"), source_fingerprint(),
+                )  # fmt: skip
+            else:
                 model.load_state_dict(state["model"])
                 opt.load_state_dict(state["optimizer"])
                 if ema is not None:
@@ -199,10 +210,6 @@ def train(
                 start, rows, elapsed = state["step"], state["rows"], state["seconds"]
                 running, running_n = state["running"], state["running_n"]
                 log.info("resuming from %s at step %d", checkpoint, start)
-            else:
-                log.warning(
-                    "ignoring checkpoint %s: it belongs to another config or data", checkpoint
-                )
         model.train()
         if ema is not None:
             ema.eval()
@@ -277,6 +284,7 @@ def train(
             if done % settings.checkpoint_every == 0 and done < settings.steps:
                 state = {
                     "fingerprint": fingerprint,
+                    "code": source_fingerprint(),
                     "step": done,
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
