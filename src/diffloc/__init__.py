@@ -5,7 +5,8 @@ subpackage per stage, each with a `jobs` module holding one keyword-only functio
 (the rule scripts in workflow/scripts/ only call it). Imports point down this list only:
 
   ground floor  config (checks, splits, hashes), seeding (keyed random streams), runtime
-                (devices, threads, job logs), provenance (versions, machine)
+                (devices, threads, job logs), provenance (versions, source fingerprint,
+                machine)
   physics       PSF, camera, KDE, Cramer-Rao bound
   data          every file format: shards, yhat, models, posterior summaries, MCMC files
   simulate      scenes -> camera images and true KDEs, one shard per job
