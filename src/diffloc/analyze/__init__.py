@@ -14,6 +14,6 @@ intervals rescaled, split conformal), calibration_movie (the simulated movie the
 are measured on, checkpointed in parts), pipeline (one chunk of frames end to end, merging
 chunks), workers (chunks analysed by several processes at once), outputs (Parquet, exports,
 renders, written all-or-nothing), synthetic (simulated movies with a truth table, for tests and
-benchmarks), jobs (one function per rule of workflow/rules/analyze.smk) and cli (`diffloc
-analyze`).
+benchmarks), jobs (one function per rule of workflow/rules/analyze.smk) and cli (the `diffloc
+analyze` command).
 """
