@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import min_version
 
-from diffloc.config import ConfigError, validate_config
+from diffloc.config import ConfigError, command_line_values, validate_config
 
 min_version("9.0")
 
@@ -14,7 +14,9 @@ configfile: "config/config.yaml"
 
 
 try:
-    validate_config(config, yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text()))
+    SCHEMA = yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text())
+    command_line_values(config, SCHEMA)  # --config section='{key: 8}' passes '8': read back as 8
+    validate_config(config, SCHEMA)
 except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None
 

@@ -1,10 +1,15 @@
 """Config validation: both shipped configs pass; each kind of mistake names its key."""
 
-import pytest
+import subprocess
+import sys
 
-from conftest import REPO, SCHEMA_PATH
+import pytest
+import yaml
+
+from conftest import REPO, SCHEMA_PATH, tiny
 from diffloc.config import (
     ConfigError,
+    command_line_values,
     config_hash,
     load_config,
     shard_config,
@@ -250,6 +255,59 @@ def test_scene_override_replaces_keys_of_one_split_only(default_config, schema):
         "photons": {"dist": "fixed", "value": 200}
     }
     assert config_hash(shard_config(default_config, "phi_train", 0)) == before["phi_train"]
+
+
+def test_command_line_strings_are_read_back_as_the_schema_types(default_config, schema):
+    """`--config section='{key: value}'` passes every nested value as a string: numbers,
+    booleans and nulls are read back where the schema wants them (list items and a oneOf's
+    null branch included); a key that accepts strings keeps its string; a string that is no
+    value of the key's type still fails validation naming the key."""
+    c = default_config
+    c["diffusion"]["train_crop"] = "40"
+    c["diffusion"]["train"]["lr"] = "2e-4"
+    c["mcmc"]["settings"]["default"]["adapt"] = "null"
+    c["localize"]["sigma_y_axis"] = ["1.5", "3.0"]
+    c["analyze"]["psi_maps"] = "false"
+    c["analyze"]["movie"] = "cells.tif"
+    c["run"] = "7"
+    changed = command_line_values(c, schema)
+    assert sorted(changed) == [
+        "analyze.psi_maps",
+        "diffusion.train.lr",
+        "diffusion.train_crop",
+        "localize.sigma_y_axis.0",
+        "localize.sigma_y_axis.1",
+        "mcmc.settings.default.adapt",
+    ]
+    assert c["diffusion"]["train_crop"] == 40 and isinstance(c["diffusion"]["train_crop"], int)
+    assert c["diffusion"]["train"]["lr"] == 2e-4
+    assert c["mcmc"]["settings"]["default"]["adapt"] is None
+    assert c["localize"]["sigma_y_axis"] == [1.5, 3.0] and c["analyze"]["psi_maps"] is False
+    assert c["analyze"]["movie"] == "cells.tif" and c["run"] == "7"
+    validate_config(c, schema)
+    c["diffusion"]["train_crop"] = "forty"
+    c["geometry"]["upsample"] = "2.5"
+    assert command_line_values(c, schema) == [] and c["geometry"]["upsample"] == "2.5"
+    with pytest.raises(ConfigError, match=r"'diffusion\.train_crop' .* integer, got 'forty'"):
+        validate_config(c, schema)
+
+
+def test_nested_command_line_overrides_pass_the_dry_run(tmp_path, default_config):
+    """`snakemake -n --config section='{...}'` with a number and a null nested in mappings runs;
+    a nested value of the wrong type stops it with one message naming the key."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(tiny(default_config)))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path)]
+    cmd += ["--configfile", str(cfg), "-n", "--cores", "1", "--config"]
+    good = ["phi={train: {steps: 3}}", "mcmc={settings: {default: {adapt: null}}}"]
+    proc = subprocess.run(cmd + good, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bad = ["phi={train: {steps: three}}"]
+    proc = subprocess.run(cmd + bad, capture_output=True, text=True, timeout=300, cwd=REPO)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key 'phi.train.steps' must be of type integer, got 'three'" in output
+    assert not (tmp_path / "results").exists()
 
 
 def test_unreadable_config_file_is_named(tmp_path):

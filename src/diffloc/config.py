@@ -75,6 +75,64 @@ def validate_config(config: dict, schema: dict) -> None:
     check_consistency(config)
 
 
+_SCHEMA_TYPES = {
+    "null": lambda v: v is None,
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+}
+
+
+def _scalar(text: str) -> Any:
+    """A string's value as YAML would read it unquoted: None, a bool, an int, a float, or the
+    string itself."""
+    word = text.strip()
+    if word.lower() in ("null", "none", "~"):
+        return None
+    if word.lower() in ("true", "false"):
+        return word.lower() == "true"
+    for parse in (int, float):
+        try:
+            return parse(word)
+        except ValueError:
+            pass
+    return text
+
+
+def _type_errors(errors) -> Any:
+    """The schema's type errors on string values among `errors` and their sub-errors (oneOf)."""
+    for error in errors:
+        if error.validator == "type" and isinstance(error.instance, str):
+            yield error
+        yield from _type_errors(error.context or ())
+
+
+def command_line_values(config: dict, schema: dict) -> list[str]:
+    """Read back, in place, the values `snakemake --config` passed as strings where `schema`
+    wants a number, a boolean or null (a nested mapping's values, e.g. `--config
+    diffusion='{train_crop: 8}'`, all arrive as strings); a string that the key accepts as
+    a string stays one. Returns the keys changed (dotted)."""
+    validator = jsonschema.Draft202012Validator(schema)
+    changed: list[str] = []
+    while True:
+        fixes = {}
+        for error in _type_errors(validator.iter_errors(config)):
+            allowed = error.validator_value
+            allowed = [allowed] if isinstance(allowed, str) else list(allowed)
+            value = _scalar(error.instance)
+            if any(_SCHEMA_TYPES.get(t, lambda v: False)(value) for t in allowed):
+                fixes[tuple(error.absolute_path)] = value
+        fixes = {path: v for path, v in fixes.items() if path and _key(path) not in changed}
+        if not fixes:
+            return changed
+        for path, value in fixes.items():
+            parent = config
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = value
+            changed.append(_key(path))
+
+
 def _at_most(key: str, value, limit_name: str, limit, why: str = "") -> None:
     """ConfigError naming `key` unless its value is at most `limit` (named `limit_name`)."""
     if value > limit:
