@@ -287,7 +287,9 @@ def test_command_line_strings_are_read_back_as_the_schema_types(default_config, 
     validate_config(c, schema)
     c["diffusion"]["train_crop"] = "forty"
     c["geometry"]["upsample"] = "2.5"
+    c["psf"]["sigma_x"] = "nan"
     assert command_line_values(c, schema) == [] and c["geometry"]["upsample"] == "2.5"
+    assert c["psf"]["sigma_x"] == "nan"
     with pytest.raises(ConfigError, match=r"'diffusion\.train_crop' .* integer, got 'forty'"):
         validate_config(c, schema)
 

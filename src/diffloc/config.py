@@ -84,19 +84,22 @@ _SCHEMA_TYPES = {
 
 
 def _scalar(text: str) -> Any:
-    """A string's value as YAML would read it unquoted: None, a bool, an int, a float, or the
-    string itself."""
+    """A string's value as YAML would read it unquoted: None, a bool, an int, a finite float,
+    or the string itself ('nan' and 'inf' stay strings, so validation refuses them)."""
     word = text.strip()
     if word.lower() in ("null", "none", "~"):
         return None
     if word.lower() in ("true", "false"):
         return word.lower() == "true"
-    for parse in (int, float):
-        try:
-            return parse(word)
-        except ValueError:
-            pass
-    return text
+    try:
+        return int(word)
+    except ValueError:
+        pass
+    try:
+        value = float(word)
+    except ValueError:
+        return text
+    return value if math.isfinite(value) else text
 
 
 def _type_errors(errors) -> Any:

@@ -8,8 +8,8 @@ conversion, whole-frame phi, psi tiles), fit (one emitter's Poisson fit on the c
 its CRLB), crowd (neighbours and their light, frame models, residual candidates, the colour
 classes neighbours are refitted in, duplicates), localise (a chunk's localisations from phi's
 detections, neighbours fitted jointly, residual rounds), significance (emitter or background
-fluctuation: the score and Wald tests), uncertainty (psi's posterior samples on tiles -> per-
-localisation position spread, stitched mean/variance maps), recalibration (psi's position
+fluctuation: the score and Wald tests), uncertainty (psi's posterior samples on tiles -> each
+localisation's position spread, stitched mean/variance maps), recalibration (psi's position
 intervals rescaled, split conformal), calibration_movie (the simulated movie the card's scales
 are measured on, checkpointed in parts), pipeline (one chunk of frames end to end, merging
 chunks), workers (chunks analysed by several processes at once), outputs (Parquet, exports,

@@ -104,8 +104,8 @@ def measure_interval_scales(
         "position calibration: %d frames of %d x %d px, %d emitters",
         len(movie.frames), size, size, len(movie.truth),
     )  # fmt: skip
-    # what a part's numbers depend on (the code too); device "auto" resolves per node, so the
-    # resolved type
+    # what a part's numbers depend on, the code included; the resolved device type, since
+    # device "auto" resolves per node
     key = config_hash(
         {
             "card": card["card_hash"],
