@@ -83,11 +83,14 @@ _SCHEMA_TYPES = {
 }
 
 
+NULL_WORDS = ("null", "none", "~")  # a string meaning none, as `snakemake --config` passes it
+
+
 def _scalar(text: str) -> Any:
     """A string's value as YAML would read it unquoted: None, a bool, an int, a finite float,
     or the string itself ('nan' and 'inf' stay strings, so validation refuses them)."""
     word = text.strip()
-    if word.lower() in ("null", "none", "~"):
+    if word.lower() in NULL_WORDS:
         return None
     if word.lower() in ("true", "false"):
         return word.lower() == "true"

@@ -1,15 +1,15 @@
 """Config values that mean none: `snakemake --config` passes YAML's null inside a mapping as the
 string 'null'. Torch-free: the workflow reads it while parsing."""
 
+from diffloc.config import NULL_WORDS
+
 NULLABLE_KEYS = ("movie", "models", "out", "psf_sigma_nm")  # analyze keys that may be null
 
 
 def is_null(value: object) -> bool:
-    """Whether a config value means none: None, or 'null' / 'none' / '' as `snakemake --config`
-    passes YAML's null inside a mapping."""
-    return value is None or (
-        isinstance(value, str) and value.strip().lower() in ("null", "none", "")
-    )
+    """Whether a config value means none: None, one of config.NULL_WORDS as `snakemake --config`
+    passes YAML's null inside a mapping, or an empty string."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in (*NULL_WORDS, ""))
 
 
 def with_nulls(analyze: dict) -> dict:
