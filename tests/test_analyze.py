@@ -729,10 +729,8 @@ def test_workflow_reads_null_from_the_command_line(movie):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "null/" not in result.stdout and "results/default/analyze/movie/chunks" in result.stdout
-    assert with_nulls({"models": "null", "out": "None", "psf_sigma_nm": " ", "min_snr": "null",
-                       "camera": {"em_gain": "null", "gain": 2.0}}) == {
-        "models": None, "out": None, "psf_sigma_nm": None, "min_snr": "null",
-        "camera": {"em_gain": None, "gain": 2.0},
+    assert with_nulls({"models": "null", "out": "None", "movie": " ", "min_snr": "null"}) == {
+        "models": None, "out": None, "movie": None, "min_snr": "null",
     }  # fmt: skip
 
 

@@ -104,6 +104,11 @@ def test_shipped_configs_are_valid():
             r"phi\.model\.head.*'deconv'.*\['resize_conv', 'pixel_shuffle'\]",
         ),
         (lambda c: c["analyze"].update(position="gauss"), r"analyze\.position.*'gauss'"),
+        (lambda c: c["analyze"].update(chunk_frames=0), r"analyze\.chunk_frames"),
+        (lambda c: c["analyze"].update(chunk_frames="250"), r"analyze\.chunk_frames.*integer"),
+        (lambda c: c["analyze"].update(pixel_size_nm="abc"), r"analyze\.pixel_size_nm.*'abc'"),
+        (lambda c: c["analyze"].update(psf_sigma_nm=-1.0), r"analyze\.psf_sigma_nm"),
+        (lambda c: c["analyze"]["camera"].update(em_gain="high"), r"analyze\.camera\.em_gain"),
         (lambda c: c["analyze"].update(merge_px=-1.0), r"analyze\.merge_px"),
         (lambda c: c["analyze"].update(residual_rounds=-1), r"analyze\.residual_rounds"),
         (lambda c: c["analyze"].update(psi_maps="no"), r"analyze\.psi_maps"),
@@ -269,9 +274,15 @@ def test_command_line_strings_are_read_back_as_the_schema_types(default_config, 
     c["localize"]["sigma_y_axis"] = ["1.5", "3.0"]
     c["analyze"]["psi_maps"] = "false"
     c["analyze"]["movie"] = "cells.tif"
+    c["analyze"].update(chunk_frames="250", pixel_size_nm="108.3", psf_sigma_nm="null")
+    c["analyze"]["camera"].update(em_gain="null", gain="2.5", offset="dark.tif")
     c["run"] = "7"
     changed = command_line_values(c, schema)
     assert sorted(changed) == [
+        "analyze.camera.em_gain",
+        "analyze.chunk_frames",
+        "analyze.pixel_size_nm",
+        "analyze.psf_sigma_nm",
         "analyze.psi_maps",
         "diffusion.train.lr",
         "diffusion.train_crop",
@@ -284,6 +295,12 @@ def test_command_line_strings_are_read_back_as_the_schema_types(default_config, 
     assert c["mcmc"]["settings"]["default"]["adapt"] is None
     assert c["localize"]["sigma_y_axis"] == [1.5, 3.0] and c["analyze"]["psi_maps"] is False
     assert c["analyze"]["movie"] == "cells.tif" and c["run"] == "7"
+    assert c["analyze"]["chunk_frames"] == 250 and c["analyze"]["pixel_size_nm"] == 108.3
+    assert c["analyze"]["psf_sigma_nm"] is None and c["analyze"]["camera"]["em_gain"] is None
+    # a camera value may be a map file, so the schema takes strings there: read later
+    assert (
+        c["analyze"]["camera"]["gain"] == "2.5" and c["analyze"]["camera"]["offset"] == "dark.tif"
+    )
     validate_config(c, schema)
     c["diffusion"]["train_crop"] = "forty"
     c["geometry"]["upsample"] = "2.5"

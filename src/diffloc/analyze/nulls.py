@@ -3,7 +3,9 @@ string 'null'. Torch-free: the workflow reads it while parsing."""
 
 from diffloc.config import NULL_WORDS
 
-NULLABLE_KEYS = ("movie", "models", "out", "psf_sigma_nm")  # analyze keys that may be null
+# analyze keys that may be null and also take a string, so config.command_line_values leaves a
+# command line's 'null' there for this module to read (numeric keys get None from it already)
+NULLABLE_KEYS = ("movie", "models", "out")
 
 
 def is_null(value: object) -> bool:
@@ -13,9 +15,6 @@ def is_null(value: object) -> bool:
 
 
 def with_nulls(analyze: dict) -> dict:
-    """The analyze section with NULLABLE_KEYS and camera.em_gain given as 'null' (or 'none')
-    read as None, as a config file's null is."""
-    out = {k: None if k in NULLABLE_KEYS and is_null(v) else v for k, v in analyze.items()}
-    if isinstance(out.get("camera"), dict) and is_null(out["camera"].get("em_gain", 0)):
-        out["camera"] = {**out["camera"], "em_gain": None}
-    return out
+    """The analyze section with NULLABLE_KEYS given as 'null' (or 'none') read as None, as a
+    config file's null is."""
+    return {k: None if k in NULLABLE_KEYS and is_null(v) else v for k, v in analyze.items()}
