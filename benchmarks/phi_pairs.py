@@ -153,7 +153,7 @@ def physics_table(config: dict) -> pd.DataFrame:
     test = config["simulation"]["splits"]["test"].get("scene", {})
     photons_cfg = test.get("photons", config["scene"]["photons"])
     if photons_cfg["dist"] != "fixed":
-        raise ValueError("--physics needs a fixed photon count on the test split")
+        raise ValueError("the pair statistic needs a fixed photon count on the test split")
     photons = float(photons_cfg["value"])
     background = psf["background"] + camera["readout_var"] / camera["gain"] ** 2
     return pd.DataFrame(
