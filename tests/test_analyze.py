@@ -27,7 +27,7 @@ from diffloc.analyze.jobs import analysis_card
 from diffloc.analyze.localise import fit_localisations
 from diffloc.analyze.nulls import with_nulls
 from diffloc.analyze.outputs import OUTPUT_FILES
-from diffloc.analyze.settings import em_gain_value
+from diffloc.analyze.settings import em_gain_value, psi_frame_count
 from diffloc.analyze.synthetic import analytic_phi, synthetic_movie
 from diffloc.analyze.workers import auto_workers
 from diffloc.data.exports import PICASSO_DTYPE
@@ -749,3 +749,11 @@ def test_em_gain_reads_yaml_null_from_the_command_line():
     for bad in ("abc", True):
         with pytest.raises(ValueError, match="camera em_gain must be a number or null"):
             em_gain_value(bad)
+
+
+def test_psi_frame_count_reads_counts_and_all_and_names_the_key_otherwise():
+    """A count (also as the command line's string), 'all' as -1; anything else names the key."""
+    assert [psi_frame_count(v) for v in (0, 7, "7", "all", " All ")] == [0, 7, 7, -1, -1]
+    for bad in ("some", "2.5", True, -2, 1.5):
+        with pytest.raises(ValueError, match="psi_frames must be a count >= 0 or 'all'"):
+            psi_frame_count(bad)

@@ -105,6 +105,8 @@ def test_shipped_configs_are_valid():
         ),
         (lambda c: c["analyze"].update(position="gauss"), r"analyze\.position.*'gauss'"),
         (lambda c: c["analyze"].update(chunk_frames=0), r"analyze\.chunk_frames"),
+        (lambda c: c["analyze"].update(psi_frames="some"), r"analyze\.psi_frames"),
+        (lambda c: c["analyze"].update(psi_frames=-2), r"analyze\.psi_frames"),
         (lambda c: c["analyze"].update(chunk_frames="250"), r"analyze\.chunk_frames.*integer"),
         (lambda c: c["analyze"].update(pixel_size_nm="abc"), r"analyze\.pixel_size_nm.*'abc'"),
         (lambda c: c["analyze"].update(psf_sigma_nm=-1.0), r"analyze\.psf_sigma_nm"),
@@ -275,6 +277,7 @@ def test_command_line_strings_are_read_back_as_the_schema_types(default_config, 
     c["analyze"]["psi_maps"] = "false"
     c["analyze"]["movie"] = "cells.tif"
     c["analyze"].update(chunk_frames="250", pixel_size_nm="108.3", psf_sigma_nm="null")
+    c["analyze"]["psi_frames"] = "12"
     c["analyze"]["camera"].update(em_gain="null", gain="2.5", offset="dark.tif")
     c["run"] = "7"
     changed = command_line_values(c, schema)
@@ -283,6 +286,7 @@ def test_command_line_strings_are_read_back_as_the_schema_types(default_config, 
         "analyze.chunk_frames",
         "analyze.pixel_size_nm",
         "analyze.psf_sigma_nm",
+        "analyze.psi_frames",
         "analyze.psi_maps",
         "diffusion.train.lr",
         "diffusion.train_crop",
@@ -297,6 +301,10 @@ def test_command_line_strings_are_read_back_as_the_schema_types(default_config, 
     assert c["analyze"]["movie"] == "cells.tif" and c["run"] == "7"
     assert c["analyze"]["chunk_frames"] == 250 and c["analyze"]["pixel_size_nm"] == 108.3
     assert c["analyze"]["psf_sigma_nm"] is None and c["analyze"]["camera"]["em_gain"] is None
+    assert c["analyze"]["psi_frames"] == 12
+    validate_config(c, schema)
+    c["analyze"]["psi_frames"] = "all"
+    assert command_line_values(c, schema) == [] and c["analyze"]["psi_frames"] == "all"
     # a camera value may be a map file, so the schema takes strings there: read later
     assert (
         c["analyze"]["camera"]["gain"] == "2.5" and c["analyze"]["camera"]["offset"] == "dark.tif"

@@ -133,14 +133,17 @@ class AnalyzeSettings:
 
 
 def psi_frame_count(value: int | str) -> int:
-    """`psi_frames` as an int: a count >= 0, or -1 for `all`."""
-    if isinstance(value, str):
-        if value.strip().lower() == "all":
-            return -1
-        value = int(value)
-    if isinstance(value, bool) or value < -1:
+    """`psi_frames` as an int: a count >= 0 (also as a string, from a command line), or -1 for
+    'all'."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return -1
+    try:
+        count = int(value) if isinstance(value, str) else value
+    except ValueError:
+        count = None
+    if not isinstance(count, int) or isinstance(count, bool) or count < -1:
         raise ValueError(f"psi_frames must be a count >= 0 or 'all', got {value!r}")
-    return int(value)
+    return count
 
 
 def analyze_settings(
