@@ -116,7 +116,9 @@ def recall_table(results: Path, config: dict, sigma_y: float) -> pd.DataFrame:
         shard = read_shard(npz, npz.with_suffix(".parquet"))
         photons = shard.camera.photoelectrons(shard.x).astype(np.float32)
         kdes = {
-            "phi": predict_kde(network, photons, 256, torch.device("cpu")),
+            "phi": predict_kde(
+                network, photons, config["phi"]["infer_batch_size"], torch.device("cpu")
+            ),
             "oracle": shard_kde(shard, sigma_y),
         }
         for source, kde in kdes.items():
@@ -148,15 +150,21 @@ def recall_table(results: Path, config: dict, sigma_y: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _fixed(dist: dict, key: str) -> float:
+    """The value of a test-split scene distribution that must be fixed (photons per emitter,
+    background photons per px)."""
+    if dist["dist"] != "fixed":
+        raise ValueError(f"the pair statistic needs a fixed {key} on the test split, got {dist}")
+    return float(dist["value"])
+
+
 def physics_table(config: dict) -> pd.DataFrame:
     """pair_statistic at SEPARATIONS for the test split's photons and the config's camera."""
     camera, psf = config["camera"], config["psf"]
     test = config["simulation"]["splits"]["test"].get("scene", {})
-    photons_cfg = test.get("photons", config["scene"]["photons"])
-    if photons_cfg["dist"] != "fixed":
-        raise ValueError("the pair statistic needs a fixed photon count on the test split")
-    photons = float(photons_cfg["value"])
-    background = psf["background"] + camera["readout_var"] / camera["gain"] ** 2
+    photons = _fixed(test.get("photons", config["scene"]["photons"]), "photons")
+    sky = _fixed(test["background"], "background") if "background" in test else psf["background"]
+    background = sky + camera["readout_var"] / camera["gain"] ** 2
     return pd.DataFrame(
         {
             "separation_px": SEPARATIONS,

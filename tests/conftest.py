@@ -1,6 +1,7 @@
 """Shared fixtures: the repository's configs and schema, and a tiny config for fast workflow runs."""
 
 import copy
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,19 @@ from diffloc.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """Loader of a script under benchmarks/ as a module (they are scripts, not a package)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,14 @@
 """benchmarks/analyze_targets.py's exact binomial interval against its closed forms and by
 simulated coverage."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "analyze_targets.py"
-
 
 @pytest.fixture(scope="module")
-def targets():
-    spec = importlib.util.spec_from_file_location("analyze_targets", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def targets(benchmark_script):
+    return benchmark_script("analyze_targets")
 
 
 @pytest.mark.parametrize("n", [1, 10, 550])

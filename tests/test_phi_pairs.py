@@ -2,25 +2,19 @@
 limit (a weighted least-squares projection, computed here independently), and the
 nearest-neighbour and matching helpers on hand-made tables."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import erf
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "phi_pairs.py"
 SIGMA, PHOTONS, BACKGROUND = 0.92, 200.0, 5.0
 
 
 @pytest.fixture(scope="module")
-def pairs():
-    spec = importlib.util.spec_from_file_location("phi_pairs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def pairs(benchmark_script):
+    return benchmark_script("phi_pairs")
 
 
 def _spot(u: float, v: float, photons: float, size: int) -> np.ndarray:
@@ -97,3 +91,26 @@ def test_found_emitters_uses_image_and_truth(pairs):
     emitters = pd.DataFrame({"image": [0, 0, 1], "emitter": [0, 1, 0]})
     table = pd.DataFrame({"image": [0, 1, 1], "truth": [1, -1, 0]})
     assert pairs.found_emitters(table, emitters).tolist() == [False, True, True]
+
+
+def test_physics_table_uses_the_test_split_scene(pairs, default_config, monkeypatch):
+    """The test split's fixed photons and background (its scene override, else psf.background)
+    plus the readout variance as Poisson-equivalent background; a drawn value is refused."""
+    monkeypatch.setattr(pairs, "SEPARATIONS", (1.0,))
+    c = default_config
+    readout = c["camera"]["readout_var"] / c["camera"]["gain"] ** 2
+    c["simulation"]["splits"]["test"]["scene"] = {
+        "photons": {"dist": "fixed", "value": 500},
+        "background": {"dist": "fixed", "value": 12.0},
+    }
+    table = pairs.physics_table(c)
+    want = pairs.pair_statistic(1.0, 500.0, c["psf"]["sigma_x"], 12.0 + readout)
+    assert table["noncentrality"].tolist() == [pytest.approx(want)]
+    assert table["photons_each"].tolist() == [500.0]
+    c["simulation"]["splits"]["test"]["scene"]["background"] = {
+        "dist": "uniform",
+        "low": 0,
+        "high": 9,
+    }
+    with pytest.raises(ValueError, match="fixed background on the test split"):
+        pairs.physics_table(c)
